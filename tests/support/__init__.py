@@ -1,0 +1,1 @@
+"""Helpers that start Portico's processes for tests: `from support.x import ...`."""
