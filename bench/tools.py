@@ -61,7 +61,7 @@ def ensure_tools(*, install: bool = True) -> Tools:
         wrk=wrk,
         taskset=find_program("taskset"),
         nginx_version=_version([nginx, "-v"], r"nginx/(\S+)"),
-        wrk_version=_version([wrk, "--version"], r"wrk (\S+)"),
+        wrk_version=_version([wrk, "--version"], r"wrk (?:debian/)?(\S+)"),
     )
 
 

@@ -11,6 +11,7 @@ All methods must be called from the event loop thread.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from shared.snapshot import Snapshot
 
@@ -22,6 +23,7 @@ class SnapshotHub:
         self._current: dict[str, Snapshot] = {}
         self._held: set[str] = set()
         self._changed: dict[str, asyncio.Event] = {}
+        self._published_at: dict[str, float] = {}
 
     def publish(self, snapshot: Snapshot) -> None:
         """Make `snapshot` the one served to the group's data plane nodes."""
@@ -29,15 +31,25 @@ class SnapshotHub:
         if known is not None and known.version >= snapshot.version:
             return
         self._current[snapshot.group_id] = snapshot
+        self._published_at[snapshot.group_id] = time.time()
         self._wake(snapshot.group_id)
 
     def current(self, group_id: str) -> Snapshot | None:
         """Return the snapshot the group's nodes should run, if any."""
         return self._current.get(group_id)
 
+    def published_at(self, group_id: str) -> float | None:
+        """Return when the current snapshot was published (epoch seconds).
+
+        Publishing follows the commit immediately, so this is the start of the
+        propagation lag the nodes API reports.
+        """
+        return self._published_at.get(group_id)
+
     def forget(self, group_id: str) -> None:
         """Drop a deleted group; its watchers see no further snapshot."""
         self._current.pop(group_id, None)
+        self._published_at.pop(group_id, None)
         self._held.discard(group_id)
 
     def hold(self, group_id: str, held: bool) -> None:

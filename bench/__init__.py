@@ -1,0 +1,1 @@
+"""Benchmarks of Portico's proxy path, config propagation and control plane."""

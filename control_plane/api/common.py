@@ -1,0 +1,171 @@
+"""What every admin API endpoint shares: bodies, errors, auth, responses."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from control_plane.auth import Principal, TokenCache
+from control_plane.problems import Problem, not_found
+from control_plane.settings import Settings
+from control_plane.store.base import Store
+from shared.errors import (
+    InvalidParameter,
+    PorticoError,
+    ReferenceError_,
+    ValidationError,
+)
+from shared.forms import form_to_body
+from shared.jsonbody import loads_strict
+
+logger = logging.getLogger("portico.control_plane.api")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+MAX_BODY = 4 * 1024 * 1024
+
+
+def json(data: Any, status: int = 200) -> Response:
+    """Return `data` as a JSON response."""
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def store(request: Request) -> Store:
+    result: Store = request.app.state.store
+    return result
+
+
+def settings(request: Request) -> Settings:
+    result: Settings = request.app.state.settings
+    return result
+
+
+def problem_response(request: Request, problem: Problem) -> Response:
+    """Render a refusal as application/problem+json."""
+    instance = f"portico:trace:{uuid.uuid4().hex}"
+    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    return Response(
+        orjson.dumps(problem.body(instance)),
+        problem.status,
+        headers=headers,
+        media_type="application/problem+json",
+    )
+
+
+def as_problem(exc: Exception) -> Problem:
+    """Map any error raised while serving a request to a refusal."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, ValidationError):
+        return Problem(400, exc.detail, list(exc.invalid_parameters))
+    if isinstance(exc, ReferenceError_):
+        reason = str(exc)
+        return Problem(
+            400, reason, [InvalidParameter(exc.field, "foreign_key", reason)]
+        )
+    if isinstance(exc, HTTPException):
+        return Problem(exc.status_code, str(exc.detail))
+    if isinstance(exc, PorticoError):
+        return Problem(400, str(exc))
+    logger.error("unexpected error while serving a request", exc_info=exc)
+    return Problem(500, "an unexpected error occurred; see the control plane log")
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    return problem_response(request, as_problem(exc))
+
+
+async def authenticate(request: Request) -> Principal:
+    """Return the caller of a /v2 request, or refuse with 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "missing bearer token: send 'Authorization: Bearer <token>'")
+    cache: TokenCache = request.app.state.tokens
+    principal = await cache.principal(token.strip())
+    if principal is None:
+        raise Problem(401, "the bearer token is not valid or was revoked")
+    return principal
+
+
+async def read_body(request: Request, type_name: str | None) -> dict[str, Any]:
+    """Decode a JSON or form body (Kong's conventions) into a dict.
+
+    `type_name` names the entity type whose schema coerces form values; None
+    decodes nesting only.
+    """
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise Problem(413, f"request bodies are limited to {MAX_BODY} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if not raw.strip():
+        return {}
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise Problem(400, "the form body is not UTF-8") from exc
+        return form_to_body(parse_qsl(text, keep_blank_values=True), type_name)
+    if content_type and not content_type.endswith("json"):
+        raise Problem(
+            415,
+            f"unsupported content type '{content_type}': send application/json or "
+            "application/x-www-form-urlencoded",
+        )
+    body = loads_strict(raw)
+    if not isinstance(body, dict):
+        raise Problem(
+            400,
+            "the request body must be a JSON object",
+            [InvalidParameter("body", "type", "expected an object")],
+        )
+    return body
+
+
+async def group_or_404(request: Request, group_id: str) -> dict[str, Any]:
+    group = await store(request).get_group(group_id)
+    if group is None:
+        raise not_found("runtime group", group_id)
+    return group
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """Return an integer query parameter, refusing values out of range."""
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    if not text.lstrip("-").isdigit() or not low <= int(text) <= high:
+        reason = f"must be an integer between {low} and {high}"
+        raise Problem(
+            400, f"invalid {name}: {reason}", [InvalidParameter(name, "range", reason)]
+        )
+    return int(text)
+
+
+async def require_group_write(
+    request: Request, principal: Principal, group: dict[str, Any]
+) -> None:
+    """Refuse unless the caller may change `group`.
+
+    A runtime group admin may change the groups it is scoped to, and a
+    composite whose members are all among them.
+    """
+    if principal.role != "runtime_group_admin" or group["id"] in principal.groups:
+        principal.require_write([group["id"]])
+        return
+    members = await store(request).members_of(group["id"])
+    if group["cluster_type"] == "composite" and members:
+        principal.require_write(members)
+    else:
+        principal.require_write([group["id"]])

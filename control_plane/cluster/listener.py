@@ -1,0 +1,486 @@
+"""Accept data plane nodes and push each new config version to them.
+
+A node dials ``wss://<cluster listen>/cp/<group id>/v1/outlet`` with a client
+certificate. The listener checks that the certificate is pinned to that group
+and that the group is not a member of a composite, reads the node's hello,
+then pushes the group's newest snapshot whenever its version differs from the
+one the node runs. Pushes follow every commit without delay; a burst of
+commits reaches a node as the newest version only. While the group is held
+(a composite in conflict) nothing is pushed and nodes keep their config.
+
+The listener also starts the telemetry listener, on its own address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from control_plane import pki
+from control_plane.cluster.certificates import (
+    CertificateStore,
+    PinnedCertificates,
+    peer_fingerprint,
+)
+from control_plane.cluster.frames import ConfigFrames
+from control_plane.cluster.node import NodeStatus, plugin_issue
+from control_plane.cluster.propagation import PropagationClock
+from control_plane.cluster.telemetry import TelemetryListener
+from control_plane.hub import SnapshotHub
+from control_plane.settings import Settings
+from shared.errors import ProtocolError
+from shared.messages import MAX_FRAME_SIZE, Applied, ApplyError, Hello, decode
+
+logger = logging.getLogger(__name__)
+
+OUTLET_PATH = re.compile(r"/cp/([A-Za-z0-9._-]{1,128})/v1/outlet")
+
+# How long a node may take to send its hello after the WebSocket opens.
+HELLO_TIMEOUT = 10.0
+# How often a connection re-checks its node's state (held, alive) between
+# pushes; and how often it saves an unchanged state and re-checks that the
+# node's certificate is still pinned.
+STATUS_INTERVAL = 5.0
+RECHECK_INTERVAL = 30.0
+# How often pinned certificates are reloaded into the TLS context.
+CERT_REFRESH_INTERVAL = 5.0
+
+
+class ClusterStore(CertificateStore, Protocol):
+    """The store methods the cluster listener uses."""
+
+    async def get_group(self, group_id: str) -> dict[str, Any] | None: ...
+
+    async def composites_of(self, group_id: str) -> list[str]: ...
+
+    async def upsert_node(self, group_id: str, node: dict[str, Any]) -> None: ...
+
+    async def set_node_connected(
+        self, group_id: str, node_id: str, connected: bool
+    ) -> None: ...
+
+
+def server_hostnames(settings: Settings) -> list[str]:
+    """Return the names a generated server certificate should cover."""
+    names = [settings.cluster_listen.host, settings.telemetry_listen.host]
+    for url in (settings.cluster_public_url, settings.telemetry_public_url):
+        host = urlsplit(url).hostname
+        if host:
+            names.append(host)
+    names += ["localhost", "127.0.0.1"]
+    wildcard = {"", "0.0.0.0", "::"}
+    return [name for name in dict.fromkeys(names) if name not in wildcard]
+
+
+class _Refused(Exception):
+    """Raised to end a connection whose node may no longer be served."""
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        # A close frame has room for 123 bytes of reason.
+        self.reason = reason.encode()[:123].decode(errors="ignore")
+
+
+class ClusterListener:
+    """Serve the cluster and telemetry endpoints of every runtime group."""
+
+    def __init__(
+        self,
+        *,
+        store: ClusterStore,
+        hub: SnapshotHub,
+        settings: Settings,
+        max_frame_size: int = MAX_FRAME_SIZE,
+        ping_interval: float = 20.0,
+        ping_timeout: float = 20.0,
+        status_interval: float = STATUS_INTERVAL,
+        recheck_interval: float = RECHECK_INTERVAL,
+        cert_refresh_interval: float = CERT_REFRESH_INTERVAL,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._settings = settings
+        self._max_frame_size = max_frame_size
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._status_interval = status_interval
+        self._recheck_interval = recheck_interval
+        self._cert_refresh_interval = cert_refresh_interval
+
+        self._frames = ConfigFrames()
+        # (group id, node id) -> the connection serving that node now.
+        self._connections: dict[tuple[str, str], ServerConnection] = {}
+        self._clock = PropagationClock(hub)
+
+        # Closing a replaced connection must not delay its successor.
+        self._background: set[asyncio.Task[None]] = set()
+
+        self._server: Server | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self.certificates: PinnedCertificates | None = None
+        self.telemetry: TelemetryListener | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Return the host and port the cluster listener is bound to."""
+        assert self._server is not None, "listener not started"
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def telemetry_address(self) -> tuple[str, int]:
+        """Return the host and port the telemetry listener is bound to."""
+        assert self.telemetry is not None, "listener not started"
+        return self.telemetry.address
+
+    async def start(self) -> None:
+        """Load the server certificate, bind both listeners and start serving."""
+        settings = self._settings
+        if settings.cluster_cert is not None and settings.cluster_cert_key is not None:
+            cert, key = settings.cluster_cert, settings.cluster_cert_key
+        else:
+            cert, key = pki.ensure_server_certificate(
+                settings.prefix, server_hostnames(settings)
+            )
+        self.certificates = PinnedCertificates(self._store, cert, key)
+        await self.certificates.refresh()
+
+        self._server = await serve(
+            self._serve,
+            settings.cluster_listen.host,
+            settings.cluster_listen.port,
+            ssl=self.certificates.context,
+            process_request=_check_path,
+            compression=None,
+            max_size=self._max_frame_size,
+            ping_interval=self._ping_interval,
+            ping_timeout=self._ping_timeout,
+        )
+        self.telemetry = TelemetryListener(
+            certificates=self.certificates,
+            listen=settings.telemetry_listen,
+            ping_interval=self._ping_interval,
+            ping_timeout=self._ping_timeout,
+        )
+        await self.telemetry.start()
+        self._refresher = asyncio.create_task(self._refresh_certificates())
+        logger.info("cluster listener up on %s:%d", *self.address)
+
+    async def close(self) -> None:
+        """Stop accepting, close every node connection and wait for them."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self.telemetry is not None:
+            await self.telemetry.close()
+        if self._server is not None:
+            # Nodes see 1001 (going away) and reconnect to the next control
+            # plane process; they keep serving their config meanwhile.
+            self._server.close()
+            await self._server.wait_closed()
+            logger.info("cluster listener closed")
+
+    async def refresh_certificates(self) -> None:
+        """Trust newly pinned client certificates now rather than at the next poll."""
+        assert self.certificates is not None, "listener not started"
+        await self.certificates.refresh()
+
+    async def _refresh_certificates(self) -> None:
+        assert self.certificates is not None, "listener not started"
+        while True:
+            await asyncio.sleep(self._cert_refresh_interval)
+            try:
+                await self.certificates.refresh()
+            except Exception:
+                logger.exception("cannot reload pinned client certificates")
+
+    # One connection.
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        """Serve one data plane node until it or the control plane goes away.
+
+        After the node passes the checks and says hello, two tasks run: the
+        reader takes the node's applied and error frames, the writer pushes
+        config versions. When either ends, for whatever reason, the other is
+        cancelled and the connection is closed.
+        """
+        group_id = _group_of(connection)
+        try:
+            node = await self._admit(connection, group_id)
+        except _Refused as refusal:
+            await connection.close(refusal.code, refusal.reason)
+            return
+        except ConnectionClosed:
+            return
+
+        key = (group_id, node.id)
+        previous = self._connections.get(key)
+        self._connections[key] = connection
+        if previous is not None:
+            # The node reconnected before the old connection timed out.
+            closing = previous.close(CloseCode.POLICY_VIOLATION, "replaced")
+            task = asyncio.create_task(closing)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        logger.info(
+            "node %s (%s, %s) connected to runtime group %s",
+            node.id,
+            node.hostname,
+            node.version,
+            group_id,
+        )
+
+        reader = asyncio.create_task(self._read(connection, group_id, node))
+        writer = asyncio.create_task(self._write(connection, group_id, node))
+        code, reason = CloseCode.NORMAL_CLOSURE, ""
+        try:
+            done, _ = await asyncio.wait(
+                {reader, writer}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                code, reason = self._report_end(task, node)
+        finally:
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+            await connection.close(code, reason)
+            await self._forget(key, connection)
+
+    async def _admit(self, connection: ServerConnection, group_id: str) -> NodeStatus:
+        """Check the certificate, the group and the hello; return the node."""
+        assert self.certificates is not None, "listener not started"
+        peer = connection.remote_address
+        digest = peer_fingerprint(connection)
+        if not await self.certificates.is_pinned(group_id, digest):
+            logger.warning(
+                "refused peer %s on runtime group %s: client certificate %s "
+                "is not pinned to it",
+                peer,
+                group_id,
+                digest or "(none)",
+            )
+            raise _Refused(
+                CloseCode.POLICY_VIOLATION,
+                "client certificate is not pinned to this runtime group",
+            )
+        await self._check_not_member(group_id, peer)
+
+        hello = await self._read_hello(connection, peer)
+        node = NodeStatus(hello)
+        if node.version_issue is not None:
+            await self._save(group_id, node, connected=False)
+            logger.warning(
+                "refused node %s on runtime group %s: %s",
+                node.id,
+                group_id,
+                node.version_issue["description"],
+            )
+            raise _Refused(
+                CloseCode.POLICY_VIOLATION, node.version_issue["description"]
+            )
+
+        await self._save(group_id, node)
+        # A membership change may have raced this connection: the store
+        # refuses to add a group with connected nodes, so looking again
+        # after saving this node as connected closes the gap.
+        try:
+            await self._check_not_member(group_id, peer)
+        except _Refused:
+            await self._store.set_node_connected(group_id, node.id, False)
+            raise
+        return node
+
+    async def _check_not_member(self, group_id: str, peer: Any) -> None:
+        composites = await self._store.composites_of(group_id)
+        if composites:
+            logger.warning(
+                "refused peer %s on runtime group %s: it is a member of %s",
+                peer,
+                group_id,
+                ", ".join(composites),
+            )
+            raise _Refused(
+                CloseCode.POLICY_VIOLATION,
+                f"runtime group {group_id} is a member of composite runtime "
+                f"group {', '.join(composites)}; connect to the composite",
+            )
+
+    async def _read_hello(self, connection: ServerConnection, peer: Any) -> Hello:
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                frame = await connection.recv()
+            message = decode(frame, max_size=self._max_frame_size)
+        except TimeoutError:
+            raise _Refused(CloseCode.POLICY_VIOLATION, "no hello in time") from None
+        except ProtocolError as exc:
+            logger.warning("peer %s sent a bad hello: %s", peer, exc)
+            raise _Refused(CloseCode.PROTOCOL_ERROR, str(exc)[:120]) from None
+        if not isinstance(message, Hello):
+            raise _Refused(CloseCode.PROTOCOL_ERROR, "the first frame must be hello")
+        return message
+
+    async def _read(
+        self, connection: ServerConnection, group_id: str, node: NodeStatus
+    ) -> None:
+        """Take the node's frames until the connection closes."""
+        async for frame in connection:
+            message = decode(frame, max_size=self._max_frame_size)
+            node.last_ping = time.time()
+            if isinstance(message, Applied):
+                node.applied(message, self._clock.lag_ms(group_id, message.version))
+                logger.debug(
+                    "node %s applied version %d of runtime group %s",
+                    node.id,
+                    message.version,
+                    group_id,
+                )
+            elif isinstance(message, ApplyError):
+                node.failed(message)
+                logger.warning(
+                    "node %s failed to apply version %d of runtime group %s: %s",
+                    node.id,
+                    message.version,
+                    group_id,
+                    node.error,
+                )
+            else:
+                raise ProtocolError(f"unexpected {message.TYPE} message")
+            await self._save(group_id, node)
+
+    async def _write(
+        self, connection: ServerConnection, group_id: str, node: NodeStatus
+    ) -> None:
+        """Push every version that differs from the node's, newest only."""
+        sent = node.config_version
+        current = self._hub.current(group_id)
+        if current is not None and current.version == sent and not node.runs(current):
+            # Same version number but other content: the node ran another
+            # group, or a control plane whose database was reset.
+            sent = None
+
+        while True:
+            try:
+                async with asyncio.timeout(self._status_interval):
+                    snapshot = await self._hub.wait_newer(group_id, sent)
+            except TimeoutError:
+                await self._heartbeat(connection, group_id, node)
+                continue
+            sent = snapshot.version
+            self._clock.seen(snapshot)
+
+            node.plugin_issue = plugin_issue(node.plugins, snapshot)
+            if node.plugin_issue is not None:
+                logger.warning(
+                    "not pushing version %d of runtime group %s to node %s: %s",
+                    snapshot.version,
+                    group_id,
+                    node.id,
+                    node.plugin_issue["description"],
+                )
+            else:
+                frame = await self._frames.get(snapshot)
+                await connection.send(frame)
+                node.sent_version = snapshot.version
+                logger.debug(
+                    "pushed version %d of runtime group %s to node %s (%d bytes)",
+                    snapshot.version,
+                    group_id,
+                    node.id,
+                    len(frame),
+                )
+            await self._save(group_id, node)
+
+    async def _heartbeat(
+        self, connection: ServerConnection, group_id: str, node: NodeStatus
+    ) -> None:
+        # websockets pings the node and closes the connection when the pongs
+        # stop, so a connection still open here has a live node.
+        node.last_ping = time.time()
+        state = node.sync_state(
+            self._hub.current(group_id), self._hub.is_held(group_id)
+        )
+        stale = time.monotonic() - node.saved_at > self._recheck_interval
+        if stale:
+            # An unpinned certificate, or a deleted group, ends the session
+            # too, not only the next handshake.
+            assert self.certificates is not None, "listener not started"
+            digest = peer_fingerprint(connection)
+            if not await self.certificates.is_pinned(group_id, digest):
+                logger.warning(
+                    "closing node %s: its certificate is no longer pinned to "
+                    "runtime group %s",
+                    node.id,
+                    group_id,
+                )
+                raise _Refused(
+                    CloseCode.POLICY_VIOLATION,
+                    "client certificate is no longer pinned to this runtime group",
+                )
+        if stale or state != node.saved_state:
+            await self._save(group_id, node)
+
+    async def _save(
+        self, group_id: str, node: NodeStatus, *, connected: bool = True
+    ) -> None:
+        record = node.record(
+            self._hub.current(group_id),
+            self._hub.is_held(group_id),
+            connected=connected,
+        )
+        await self._store.upsert_node(group_id, record)
+        node.saved_at = time.monotonic()
+        node.saved_state = record["sync_state"]
+
+    async def _forget(self, key: tuple[str, str], connection: ServerConnection) -> None:
+        group_id, node_id = key
+        if self._connections.get(key) is not connection:
+            return  # a newer connection of the same node took over
+        del self._connections[key]
+        if not any(group == group_id for group, _ in self._connections):
+            self._frames.discard(group_id)
+            self._clock.forget(group_id)
+        try:
+            await self._store.set_node_connected(group_id, node_id, False)
+        except Exception:
+            logger.exception("cannot mark node %s disconnected", node_id)
+        logger.info("node %s left runtime group %s", node_id, group_id)
+
+    def _report_end(
+        self, task: asyncio.Task[None], node: NodeStatus
+    ) -> tuple[CloseCode, str]:
+        """Log why a reader or writer ended; return the close code to send."""
+        exc = task.exception()
+        if exc is None or isinstance(exc, ConnectionClosed):
+            return CloseCode.NORMAL_CLOSURE, ""
+        if isinstance(exc, _Refused):
+            return exc.code, exc.reason
+        if isinstance(exc, ProtocolError):
+            logger.warning("node %s broke the protocol: %s", node.id, exc)
+            return CloseCode.PROTOCOL_ERROR, str(exc)[:120]
+        logger.error("connection of node %s failed", node.id, exc_info=exc)
+        return CloseCode.INTERNAL_ERROR, "internal error"
+
+
+def _group_of(connection: ServerConnection) -> str:
+    assert connection.request is not None, "the handshake is over"
+    match = OUTLET_PATH.fullmatch(connection.request.path.partition("?")[0])
+    assert match is not None, "process_request lets only outlet paths through"
+    return match.group(1)
+
+
+def _check_path(connection: ServerConnection, request: Request) -> Response | None:
+    if OUTLET_PATH.fullmatch(request.path.partition("?")[0]):
+        return None
+    return connection.respond(404, "no such endpoint\n")

@@ -1,0 +1,143 @@
+"""The in-memory configs of every runtime group and how a change spreads.
+
+The store keeps one :class:`ConfigCache`. It holds each standard group's
+entities and built config, each group's current snapshot and each composite's
+merge state. A change is first *planned* (nothing in the cache moves), the
+store persists what the :class:`CachePlan` says inside its transaction, and
+only after the commit succeeds is the plan installed. A failed transaction
+therefore leaves the cache as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from control_plane.group_state import GroupState
+from control_plane.store.base import Commit, CompositeStatus
+from shared.snapshot import (
+    Config,
+    Snapshot,
+    build_config,
+    make_snapshot,
+    merge_members,
+)
+
+OK = "OK"
+CONFLICT = "CONFLICT"
+UNKNOWN = "UNKNOWN"
+
+
+def now_iso() -> str:
+    """Return the current time as Konnect writes it (ISO-8601, UTC, ms)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class CachePlan:
+    """What one transaction changes in the cache, and what it must persist."""
+
+    states: dict[str, GroupState] = field(default_factory=dict)
+    configs: dict[str, Config] = field(default_factory=dict)
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    statuses: dict[str, CompositeStatus] = field(default_factory=dict)
+    # Composites that entered a conflict: their last good config is persisted.
+    held_configs: dict[str, Config] = field(default_factory=dict)
+    holds: list[tuple[str, bool]] = field(default_factory=list)
+
+    def commit(self) -> Commit:
+        return Commit(snapshots=tuple(self.snapshots.values()), holds=tuple(self.holds))
+
+
+class ConfigCache:
+    """Hold the current entities, configs, snapshots and merge states."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, GroupState] = {}
+        self.configs: dict[str, Config] = {}
+        self.snapshots: dict[str, Snapshot] = {}
+        self.statuses: dict[str, CompositeStatus] = {}
+
+    def plan_standard(
+        self,
+        group_id: str,
+        state: GroupState,
+        version: int,
+        composites: Mapping[str, tuple[int, Sequence[str]]],
+    ) -> CachePlan:
+        """Plan a standard group's new state and the rebuild of its composites.
+
+        `composites` maps each composite holding the group to its new version
+        and its members.
+        """
+        plan = CachePlan()
+        config = build_config(state.entities())
+        plan.states[group_id] = state
+        plan.configs[group_id] = config
+        plan.snapshots[group_id] = make_snapshot(group_id, version, config)
+        for composite_id, (composite_version, members) in composites.items():
+            self._plan_merge(plan, composite_id, composite_version, members)
+        return plan
+
+    def plan_composite(
+        self, composite_id: str, version: int, members: Sequence[str]
+    ) -> CachePlan:
+        """Plan the rebuild of one composite with the given members."""
+        plan = CachePlan()
+        self._plan_merge(plan, composite_id, version, members)
+        return plan
+
+    def preview(self, composite_id: str, members: Sequence[str]) -> CompositeStatus:
+        """Return the merge state a composite would have with `members`."""
+        plan = self.plan_composite(composite_id, 0, members)
+        return plan.statuses[composite_id]
+
+    def install(self, plan: CachePlan) -> None:
+        """Make a committed plan the current state."""
+        self.states.update(plan.states)
+        self.configs.update(plan.configs)
+        self.snapshots.update(plan.snapshots)
+        self.statuses.update(plan.statuses)
+
+    def forget(self, group_id: str) -> None:
+        for table in (self.states, self.configs, self.snapshots, self.statuses):
+            table.pop(group_id, None)
+
+    def _plan_merge(
+        self,
+        plan: CachePlan,
+        composite_id: str,
+        version: int,
+        members: Sequence[str],
+    ) -> None:
+        configs = [
+            (member, plan.configs.get(member) or self.configs[member])
+            for member in members
+        ]
+        result = merge_members(configs)
+        previous = self.statuses.get(composite_id)
+        stamp = now_iso()
+        created = previous.created_at if previous else stamp
+        if result.config is not None:
+            plan.snapshots[composite_id] = make_snapshot(
+                composite_id, version, result.config
+            )
+            plan.statuses[composite_id] = CompositeStatus(
+                composite_id, OK, (), created, stamp
+            )
+            plan.holds.append((composite_id, False))
+            return
+        plan.statuses[composite_id] = CompositeStatus(
+            composite_id, CONFLICT, result.conflicts, created, stamp
+        )
+        plan.holds.append((composite_id, True))
+        last_good = self.snapshots.get(composite_id)
+        if last_good is not None and (previous is None or previous.state != CONFLICT):
+            plan.held_configs[composite_id] = last_good.config
+
+
+def conflicts_json(status: CompositeStatus) -> list[dict[str, Any]]:
+    """Return a status's conflicts as JSON-ready dicts."""
+    return [conflict.as_dict() for conflict in status.conflicts]

@@ -1,0 +1,39 @@
+"""Start a data plane node: `python -m data_plane --help` lists the options."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from data_plane.node import Node
+from data_plane.settings import parse_settings
+from shared.errors import PorticoError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the node until it is stopped; return the process exit code."""
+    try:
+        settings = parse_settings(argv)
+    except PorticoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    node = Node(settings)
+    try:
+        uvloop.run(node.run())
+    except PorticoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

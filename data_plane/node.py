@@ -1,0 +1,177 @@
+"""Run a data plane node: the proxy, the status API and its config source.
+
+The config comes from the control plane through the sync agent, or from a
+declarative file (reloaded on SIGHUP). SIGTERM and SIGINT stop the node:
+it stops accepting, lets in-flight requests finish (bounded), and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+from data_plane.agent import SyncAgent
+from data_plane.declarative import DeclarativeLoader
+from data_plane.proxy.server import ProxyServer
+from data_plane.runtime.switch import Switch
+from data_plane.settings import Address, Settings
+from data_plane.status import StatusServer
+from shared.errors import PorticoError
+
+logger = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT = 10.0
+
+
+class StartupError(PorticoError):
+    """Raised when the node cannot start; the message is one line for users."""
+
+
+def load_node_id(prefix: Path) -> str:
+    """Return the node id kept in `<prefix>/node_id`, creating it once."""
+    path = prefix / "node_id"
+    try:
+        prefix.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            text = path.read_text().strip()
+            with contextlib.suppress(ValueError):
+                return str(uuid.UUID(text))
+        node_id = str(uuid.uuid4())
+        path.write_text(node_id + "\n")
+    except OSError as exc:
+        raise StartupError(f"cannot use prefix {prefix}: {exc.strerror}") from exc
+    return node_id
+
+
+def _check_readable(option: str, path: Path | None) -> None:
+    if path is not None and not os.access(path, os.R_OK):
+        raise StartupError(f"{option} {path}: file not found or not readable")
+
+
+class Node:
+    """One data plane node process, from startup to drained shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.node_id = ""
+        self.switch = Switch()
+        self._agent: SyncAgent | None = None
+        self._loader: DeclarativeLoader | None = None
+        self._stop = asyncio.Event()
+
+    def control_plane_status(self) -> dict[str, Any]:
+        """Return what the status API says about the control plane link."""
+        if self._agent is None:
+            return {"connected": False, "last_error": None}
+        return {
+            "connected": bool(self._agent.connected),
+            "last_error": self._agent.last_error,
+        }
+
+    def stop(self) -> None:
+        """Ask the node to shut down."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start everything, serve until stopped, then drain and close."""
+        settings = self.settings
+        self._check_settings()
+        self.node_id = load_node_id(settings.prefix)
+
+        # Load the declarative config first: a bad file must stop the start.
+        if settings.declarative_config is not None:
+            self._loader = DeclarativeLoader(settings.declarative_config)
+            try:
+                await self.switch.apply(self._loader.load())
+            except PorticoError as exc:
+                raise StartupError(f"--declarative-config: {exc}") from exc
+
+        proxy = ProxyServer(self.switch)
+        status = StatusServer(self.switch, self.node_id, self.control_plane_status)
+        await _listen("--proxy-listen", settings.proxy_listen, proxy.start)
+        try:
+            await _listen("--status-listen", settings.status_listen, status.start)
+        except StartupError:
+            await proxy.drain(0)
+            raise
+        logger.info(
+            "data plane node %s: proxy on %s, status on %s",
+            self.node_id,
+            settings.proxy_listen,
+            settings.status_listen,
+        )
+
+        agent_task = self._start_agent(proxy)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+        try:
+            await self._stop.wait()
+        finally:
+            logger.info("data plane node %s: shutting down", self.node_id)
+            if agent_task is not None:
+                agent_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await agent_task
+            await status.close()
+            await proxy.drain(DRAIN_TIMEOUT)
+            logger.info("data plane node %s: stopped", self.node_id)
+
+    def _check_settings(self) -> None:
+        settings = self.settings
+        _check_readable("--declarative-config", settings.declarative_config)
+        if settings.cluster_control_plane:
+            if settings.cluster_cert is None or settings.cluster_cert_key is None:
+                raise StartupError(
+                    "--cluster-cert and --cluster-cert-key are required "
+                    "with --cluster-control-plane"
+                )
+            _check_readable("--cluster-cert", settings.cluster_cert)
+            _check_readable("--cluster-cert-key", settings.cluster_cert_key)
+            _check_readable("--cluster-ca-cert", settings.cluster_ca_cert)
+
+    def _start_agent(self, proxy: ProxyServer) -> asyncio.Task[None] | None:
+        if not self.settings.cluster_control_plane:
+            return None
+        self._agent = SyncAgent(
+            settings=self.settings,
+            node_id=self.node_id,
+            apply=self.switch.apply,
+            current=self.switch.snapshot,
+            counters=proxy.counters,
+        )
+        return asyncio.get_running_loop().create_task(self._agent.run())
+
+    def _reload_soon(self) -> None:
+        if self._loader is None:
+            logger.info("data plane node %s: SIGHUP ignored, no file", self.node_id)
+            return
+        asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> None:
+        """Reload the declarative file; keep serving the old config if bad."""
+        assert self._loader is not None, "reload without a declarative file"
+        try:
+            await self.switch.apply(self._loader.load())
+        except PorticoError as exc:
+            logger.warning(
+                "data plane node %s: declarative config rejected: %s",
+                self.node_id,
+                exc,
+            )
+
+
+async def _listen(option: str, address: Address, start: Any) -> None:
+    """Start a listener, turning a bind failure into a one-line error."""
+    try:
+        await start(address.host, address.port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StartupError(f"{option}: cannot listen on {address}: {reason}") from exc

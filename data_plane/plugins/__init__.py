@@ -1,0 +1,3 @@
+"""Plugin runtimes, resolved per route when a config is compiled."""
+
+from __future__ import annotations

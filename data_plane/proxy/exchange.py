@@ -1,0 +1,451 @@
+"""Carry one request from a client to an upstream and its response back.
+
+An :class:`Exchange` is created when a request's headers are parsed. When
+its client connection makes it active, it routes the request, runs the
+route's plugins, and either answers itself or sends the request upstream,
+streaming the body both ways. Bodies are never buffered whole: a side whose
+transport buffer is full pauses reading on the other side.
+
+Retries: a failed connect is retried up to the service's `retries`; a
+reused pooled connection that closes before answering is retried once on a
+fresh one, if no more than the retained body has been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from data_plane.plugins.base import LocalResponse, RequestContext
+from data_plane.proxy import responses
+from data_plane.proxy.upstream import UpstreamConnection
+from data_plane.runtime.compiled import RouteTarget, Upstream
+from data_plane.runtime.paths import normalize_path
+
+if TYPE_CHECKING:
+    from data_plane.proxy.server import ClientConnection
+
+# Hop-by-hop headers (RFC 9110 7.6.1) and the ones Portico writes itself.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_REQUEST_REWRITTEN = _HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"expect",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-forwarded-path",
+    b"x-real-ip",
+}
+_RESPONSE_REWRITTEN = _HOP_BY_HOP | {b"content-length"}
+
+_RETAIN_LIMIT = 64 * 1024  # body bytes kept for a retry on a fresh connection
+_BUFFER_LIMIT = 256 * 1024  # body bytes buffered before reading is paused
+
+
+class Exchange:
+    """One request and its response, from headers parsed to response sent."""
+
+    __slots__ = (
+        "client",
+        "method",
+        "url",
+        "headers",
+        "header_map",
+        "http_11",
+        "keep_alive",
+        "expect_continue",
+        "started_at",
+        "chunked_request",
+        "content_length",
+        "request_done",
+        "buffer",
+        "buffered",
+        "retained",
+        "retained_size",
+        "target",
+        "upstream",
+        "conn",
+        "attempts",
+        "sent_at",
+        "head_data",
+        "response_started",
+        "response_done_",
+        "chunked_response",
+        "close_after",
+        "local",
+    )
+
+    def __init__(
+        self,
+        client: ClientConnection,
+        method: str,
+        url: bytes,
+        headers: list[tuple[bytes, bytes]],
+        header_map: dict[str, str],
+        http_11: bool,
+        keep_alive: bool,
+        started_at: float,
+    ) -> None:
+        # Request, as the client sent it.
+        self.client = client
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.header_map = header_map
+        self.http_11 = http_11
+        self.keep_alive = keep_alive
+        self.started_at = started_at
+        self.expect_continue = header_map.get("expect", "").lower() == "100-continue"
+        self.chunked_request = "chunked" in header_map.get("transfer-encoding", "")
+        length = header_map.get("content-length")
+        self.content_length = int(length) if length and length.isdigit() else None
+
+        # Request body: buffered until an upstream connection is ready.
+        self.request_done = False
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.retained: list[bytes] | None = []
+        self.retained_size = 0
+
+        # Upstream side.
+        self.target: RouteTarget | None = None
+        self.upstream: Upstream | None = None
+        self.conn: UpstreamConnection | None = None
+        self.attempts = 0
+        self.sent_at = 0.0
+        self.head_data = b""
+
+        # Response side.
+        self.response_started = False
+        self.response_done_ = False
+        self.chunked_response = False
+        self.close_after = not keep_alive
+        self.local = False
+
+    # Request side, fed by the client connection
+
+    def begin(self) -> None:
+        """Route the request, run plugins, and answer or go upstream."""
+        config = self.client.server.switch.current
+        path, _, query = self.url.partition(b"?")
+        if not path.startswith(b"/"):
+            self.respond(responses.BAD_REQUEST, close=True)
+            return
+        text_path = normalize_path(path.decode("latin-1"))
+        host = self.header_map.get("host", "")
+        hostname = (
+            host.rpartition(":")[0] if host.rfind(":") > host.rfind("]") else host
+        )
+        hostname = hostname.lower()
+        found = (
+            None
+            if config is None
+            else config.router.match(self.method, hostname, text_path, self.header_map)
+        )
+        if found is None:
+            self.respond(responses.NO_ROUTE)
+            return
+        target = self.target = found.target
+
+        overrides: dict[str, tuple[str, str | None]] | None = None
+        if target.plugins:
+            ctx = RequestContext(
+                self.method, text_path, self.header_map, self.client.peer_ip
+            )
+            for plugin in target.plugins:
+                answer = plugin.access(ctx)
+                if answer is not None:
+                    self.respond(answer)
+                    return
+            overrides = ctx.upstream_headers
+        if target.upstream is None:
+            self.respond(responses.NO_SERVICE)
+            return
+        self.upstream = target.upstream
+
+        uri = target.upstream_uri(text_path, found.matched).encode("latin-1")
+        if query:
+            uri += b"?" + query
+        self.head_data = self._request_head(uri, host, hostname, text_path, overrides)
+        if self.expect_continue and not self.request_done:
+            self.client.write(responses.CONTINUE)
+        self._acquire()
+
+    def _request_head(
+        self,
+        uri: bytes,
+        host: str,
+        hostname: str,
+        path: str,
+        overrides: dict[str, tuple[str, str | None]] | None,
+    ) -> bytes:
+        """Serialize the request line and headers sent upstream."""
+        target, upstream = self.target, self.upstream
+        assert target is not None and upstream is not None, "head before routing"
+        upstream_host = host if target.preserve_host and host else upstream.host_header
+        lines = [
+            self.method.encode(),
+            b" ",
+            uri,
+            b" HTTP/1.1\r\nHost: ",
+            upstream_host.encode("latin-1"),
+            b"\r\n",
+        ]
+        connection_listed = self.header_map.get("connection")
+        drop = _REQUEST_REWRITTEN
+        if connection_listed:
+            drop = drop | {
+                token.strip().lower().encode() for token in connection_listed.split(",")
+            }
+        forwarded_for = None
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered in drop:
+                if lowered == b"x-forwarded-for":
+                    forwarded_for = value
+                continue
+            if overrides and lowered.decode("latin-1") in overrides:
+                continue
+            lines += (name, b": ", value, b"\r\n")
+        if overrides:
+            for name_str, value_str in overrides.values():
+                if value_str is not None:
+                    lines.append(f"{name_str}: {value_str}\r\n".encode("latin-1"))
+
+        client = self.client
+        ip = client.peer_ip.encode()
+        lines += (
+            b"X-Forwarded-For: ",
+            forwarded_for + b", " + ip if forwarded_for else ip,
+            b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ",
+            hostname.encode("latin-1"),
+            b"\r\nX-Forwarded-Port: ",
+            client.local_port,
+            b"\r\nX-Forwarded-Path: ",
+            path.encode("latin-1"),
+            b"\r\nX-Real-IP: ",
+            ip,
+            b"\r\n",
+        )
+        if self.chunked_request:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        elif self.content_length is not None:
+            lines.append(b"Content-Length: %d\r\n" % self.content_length)
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def body(self, chunk: bytes) -> None:
+        """Forward (or buffer) a piece of the request body."""
+        if self.local or self.response_done_:
+            return  # answered already: the rest of the body is dropped
+        framed = (
+            [b"%x\r\n" % len(chunk), chunk, b"\r\n"]
+            if self.chunked_request
+            else [chunk]
+        )
+        if self.retained is not None:
+            self.retained_size += len(chunk)
+            if self.retained_size <= _RETAIN_LIMIT:
+                self.retained += framed
+            else:
+                self.retained = None
+        if self.conn is not None:
+            self.conn.write(framed)
+            return
+        self.buffer += framed
+        self.buffered += len(chunk)
+        if self.buffered > _BUFFER_LIMIT:
+            self.client.pause_reading("buffer", True)
+
+    def end(self) -> None:
+        """Mark the request complete; finish if the response is sent too."""
+        self.request_done = True
+        if self.local or self.response_done_:
+            self._finish()
+            return
+        if self.chunked_request:
+            if self.retained is not None:
+                self.retained.append(b"0\r\n\r\n")
+            if self.conn is not None:
+                self.conn.write([b"0\r\n\r\n"])
+            else:
+                self.buffer.append(b"0\r\n\r\n")
+
+    # Upstream connection
+
+    def _acquire(self) -> None:
+        upstream = self.upstream
+        assert upstream is not None, "acquire before routing"
+        conn = self.client.server.pool.take(upstream.key)
+        if conn is not None:
+            self._attach(conn)
+        else:
+            asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        upstream = self.upstream
+        assert upstream is not None, "connect before routing"
+        pool = self.client.server.pool
+        while True:
+            try:
+                conn = await pool.connect(upstream)
+            except (TimeoutError, OSError) as exc:
+                self.attempts += 1
+                if self.attempts <= upstream.retries and not self.client.gone:
+                    continue
+                timed_out = isinstance(exc, TimeoutError)
+                self._fail_upstream(timed_out)
+                return
+            if self.client.gone:
+                conn.close()
+                return
+            self._attach(conn)
+            return
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        upstream = self.upstream
+        assert upstream is not None, "attach before routing"
+        self.conn = conn
+        self.sent_at = asyncio.get_running_loop().time()
+        data = [self.head_data, *self.buffer]
+        self.buffer = []
+        self.buffered = 0
+        conn.start(self, upstream, self.method == "HEAD", data)
+        self.client.pause_reading("buffer", False)
+
+    # ResponseSink: what the upstream connection tells us
+
+    def response_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        now = asyncio.get_running_loop().time()
+        self.retained = None  # an answer came: no retry from here on
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason or responses.reason(status))]
+        length = None
+        chunked = False
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered in _RESPONSE_REWRITTEN:
+                if lowered == b"content-length":
+                    length = value
+                elif lowered == b"transfer-encoding":
+                    chunked = b"chunked" in value.lower()
+                continue
+            lines += (name, b": ", value, b"\r\n")
+
+        bodyless = self.method == "HEAD" or status in (204, 304)
+        if length is not None and (not chunked or bodyless):
+            lines += (b"Content-Length: ", length, b"\r\n")
+        elif not bodyless:
+            if self.http_11:
+                self.chunked_response = True
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.close_after = True  # HTTP/1.0: the body ends with the close
+        if self.close_after or self.client.closing:
+            lines.append(b"Connection: close\r\n")
+        elif not self.http_11:
+            lines.append(b"Connection: keep-alive\r\n")
+        lines += (
+            responses.VIA,
+            b"X-Portico-Upstream-Latency: %d\r\n" % ((now - self.sent_at) * 1000),
+            b"X-Portico-Proxy-Latency: %d\r\n\r\n"
+            % ((self.sent_at - self.started_at) * 1000),
+        )
+        self.response_started = True
+        self.client.server.status_counts[status // 100 if status < 600 else 5] += 1
+        self.client.write(b"".join(lines))
+
+    def response_body(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self.chunked_response:
+            self.client.writelines([b"%x\r\n" % len(chunk), chunk, b"\r\n"])
+        else:
+            self.client.write(chunk)
+
+    def response_done(self, reusable: bool) -> None:
+        conn, self.conn = self.conn, None
+        if self.chunked_response:
+            self.client.write(b"0\r\n\r\n")
+        self.response_done_ = True
+        if conn is not None:
+            if reusable and self.request_done:
+                self.client.server.pool.put(conn)
+            else:
+                conn.close()
+        if not self.request_done:
+            self.close_after = True  # the client is still sending: cut it off
+        self._finish()
+
+    def upstream_failed(self, timed_out: bool) -> None:
+        conn, self.conn = self.conn, None
+        if self.response_started:
+            self.client.abort()  # the client has part of a response: cut it
+            return
+        if (
+            conn is not None
+            and conn.reused
+            and not timed_out
+            and self.retained is not None
+            and not self.client.gone
+        ):
+            # A pooled connection the upstream had closed: retry on a new one.
+            self.buffer = list(self.retained)
+            asyncio.get_running_loop().create_task(self._connect())
+            return
+        self._fail_upstream(timed_out)
+
+    def upstream_paused(self, paused: bool) -> None:
+        self.client.pause_reading("upstream", paused)
+
+    def _fail_upstream(self, timed_out: bool) -> None:
+        if self.client.gone:
+            return
+        self.respond(responses.GATEWAY_TIMEOUT if timed_out else responses.BAD_GATEWAY)
+
+    # Ending
+
+    def respond(self, response: LocalResponse, *, close: bool = False) -> None:
+        """Answer the client with a response Portico makes itself."""
+        self.local = True
+        self.buffer = []
+        if not self.request_done and (self.expect_continue or close):
+            # The body may never come (no 100 Continue was sent): close.
+            close = True
+        close = close or self.close_after or self.client.closing
+        self.close_after = close
+        latency = asyncio.get_running_loop().time() - self.started_at
+        self.client.server.status_counts[response.status // 100] += 1
+        self.client.write(
+            responses.serialize(
+                response,
+                close=close,
+                head=self.method == "HEAD",
+                latency_ms=int(latency * 1000),
+            )
+        )
+        self.client.pause_reading("buffer", False)
+        if self.request_done or close:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.client.finished(self, self.close_after)
+
+    def abandon(self) -> None:
+        """Drop the upstream side because the client went away."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()

@@ -1,0 +1,53 @@
+"""Serialize the responses Portico writes itself: errors, 100 Continue.
+
+Error bodies have Kong's shape, `{"message": "..."}`, in JSON.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from data_plane import __version__
+from data_plane.plugins.base import LocalResponse
+
+SERVER = f"portico/{__version__}".encode()
+VIA = b"Via: 1.1 " + SERVER + b"\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+NO_ROUTE = LocalResponse.message(404, "no Route matched with those values")
+NO_SERVICE = LocalResponse.message(503, "no Service found with those values")
+BAD_REQUEST = LocalResponse.message(400, "Bad request")
+TOO_LARGE = LocalResponse.message(494, "Request header or cookie too large")
+BAD_GATEWAY = LocalResponse.message(
+    502, "An invalid response was received from the upstream server"
+)
+GATEWAY_TIMEOUT = LocalResponse.message(504, "The upstream server is timing out")
+UNAVAILABLE = LocalResponse.message(503, "the data plane node is shutting down")
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_REASONS[494] = b"Request Header Or Cookie Too Large"
+
+
+def reason(status: int) -> bytes:
+    """Return the reason phrase for `status`."""
+    return _REASONS.get(status, b"Unknown")
+
+
+def serialize(
+    response: LocalResponse, *, close: bool, head: bool, latency_ms: int
+) -> bytes:
+    """Return the bytes of `response`; without the body when `head` is set."""
+    lines = [
+        b"HTTP/1.1 %d %s\r\n" % (response.status, reason(response.status)),
+        b"Content-Type: application/json; charset=utf-8\r\n",
+        b"Content-Length: %d\r\n" % len(response.body),
+    ]
+    if close:
+        lines.append(b"Connection: close\r\n")
+    for name, value in response.headers:
+        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+    lines.append(b"Server: " + SERVER + b"\r\n")
+    lines.append(b"X-Portico-Response-Latency: %d\r\n\r\n" % latency_ms)
+    if not head:
+        lines.append(response.body)
+    return b"".join(lines)

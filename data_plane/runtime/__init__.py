@@ -1,0 +1,3 @@
+"""Compile snapshots into what the proxy runs, and swap them atomically."""
+
+from __future__ import annotations

@@ -1,0 +1,443 @@
+"""Encode and decode the messages of the cluster channel (no I/O).
+
+A data plane node and the control plane exchange binary WebSocket frames.
+Every frame starts with a JSON header on one line; a config frame carries
+the compressed configuration after that line::
+
+    {"v":1,"type":"config","group_id":...,"version":7,"hash":...,"size":1234}\\n
+    <zlib-compressed orjson of the snapshot's config>
+
+The other frames are the header alone:
+
+    hello     node → CP, first frame: who the node is and what it runs
+    applied   node → CP: a config version now serves traffic
+    error     node → CP: a config version could not be applied
+    telemetry node → CP (telemetry endpoint): request counters
+
+Keepalive is left to WebSocket pings. Anything malformed, unknown or larger
+than allowed raises :exc:`~shared.errors.ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import orjson
+
+from shared.errors import ProtocolError
+from shared.snapshot import Snapshot, config_hash
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_SIZE = 16 * 1024 * 1024
+# A config is compressed many times over; refuse what inflates past this so
+# that a hostile frame cannot exhaust memory.
+MAX_CONFIG_SIZE = 512 * 1024 * 1024
+
+_HASH = re.compile(r"[0-9a-f]{32}")
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_MAX_TEXT = 1024
+
+
+def _fail(type_name: str, reason: str) -> ProtocolError:
+    return ProtocolError(f"invalid {type_name} message: {reason}")
+
+
+def _check_hash(type_name: str, name: str, value: object) -> None:
+    if not isinstance(value, str) or not _HASH.fullmatch(value):
+        raise _fail(type_name, f"{name} must be 32 lowercase hex characters")
+
+
+def _check_version(type_name: str, name: str, value: object) -> None:
+    # bool is an int subclass; a version of True is still nonsense.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _fail(type_name, f"{name} must be a non-negative integer")
+
+
+def _check_text(type_name: str, name: str, value: object, limit: int) -> None:
+    if not isinstance(value, str) or len(value) > limit:
+        raise _fail(type_name, f"{name} must be a string of at most {limit} chars")
+
+
+def _check_node_id(type_name: str, value: object) -> None:
+    if not isinstance(value, str) or not _NODE_ID.fullmatch(value):
+        raise _fail(type_name, "node_id must be 1-128 letters, digits or ._:-")
+
+
+def _load_header(data: bytes) -> dict[str, Any]:
+    try:
+        header = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"frame header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("frame header must be a JSON object")
+    if header.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"unsupported protocol version {header.get('v')!r}, "
+            f"expected {PROTOCOL_VERSION}"
+        )
+    return header
+
+
+def _fields(type_name: str, header: Mapping[str, Any], names: set[str]) -> None:
+    unknown = set(header) - names - {"v", "type"}
+    if unknown:
+        raise _fail(type_name, f"unknown fields {sorted(unknown)}")
+    missing = names - set(header)
+    if missing:
+        raise _fail(type_name, f"missing fields {sorted(missing)}")
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Introduce a data plane node: the first frame it sends on connecting."""
+
+    TYPE: ClassVar[str] = "hello"
+
+    node_id: str
+    hostname: str
+    portico_version: str
+    plugins: tuple[str, ...]
+    config_version: int | None
+    config_hash: str | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise ProtocolError unless every field is well formed."""
+        _check_node_id(self.TYPE, self.node_id)
+        _check_text(self.TYPE, "hostname", self.hostname, 255)
+        _check_text(self.TYPE, "portico_version", self.portico_version, 64)
+        if not isinstance(self.plugins, tuple) or not all(
+            isinstance(p, str) and 0 < len(p) <= 128 for p in self.plugins
+        ):
+            raise _fail(self.TYPE, "plugins must be a list of plugin names")
+        if (self.config_version is None) != (self.config_hash is None):
+            raise _fail(self.TYPE, "config_version and config_hash go together")
+        if self.config_version is not None:
+            _check_version(self.TYPE, "config_version", self.config_version)
+            _check_hash(self.TYPE, "config_hash", self.config_hash)
+        if not isinstance(self.labels, Mapping) or len(self.labels) > 64:
+            raise _fail(self.TYPE, "labels must be an object of at most 64 entries")
+        for key, value in self.labels.items():
+            _check_text(self.TYPE, "label key", key, 63)
+            _check_text(self.TYPE, "label value", value, 63)
+
+    def serialize(self) -> bytes:
+        """Return the frame that carries this message."""
+        return orjson.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "type": self.TYPE,
+                "node_id": self.node_id,
+                "hostname": self.hostname,
+                "portico_version": self.portico_version,
+                "plugins": list(self.plugins),
+                "config_version": self.config_version,
+                "config_hash": self.config_hash,
+                "labels": dict(self.labels),
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode and check a hello frame."""
+        return cls._from_header(_expect(_load_header(data), cls.TYPE))
+
+    @classmethod
+    def _from_header(cls, header: Mapping[str, Any]) -> Self:
+        _fields(cls.TYPE, header, _HELLO_FIELDS)
+        plugins = header["plugins"]
+        labels = header["labels"]
+        if not isinstance(plugins, list):
+            raise _fail(cls.TYPE, "plugins must be a list of plugin names")
+        if not isinstance(labels, dict):
+            raise _fail(cls.TYPE, "labels must be an object")
+        message = cls(
+            node_id=header["node_id"],
+            hostname=header["hostname"],
+            portico_version=header["portico_version"],
+            plugins=tuple(plugins),
+            config_version=header["config_version"],
+            config_hash=header["config_hash"],
+            labels=labels,
+        )
+        message.check()
+        return message
+
+
+_HELLO_FIELDS = {
+    "node_id",
+    "hostname",
+    "portico_version",
+    "plugins",
+    "config_version",
+    "config_hash",
+    "labels",
+}
+
+
+@dataclass(frozen=True)
+class ConfigMessage:
+    """Carry one version of a runtime group's config, compressed."""
+
+    TYPE: ClassVar[str] = "config"
+
+    group_id: str
+    version: int
+    hash: str
+    payload: bytes
+    size: int
+
+    def check(self) -> None:
+        """Raise ProtocolError unless the header fields are well formed."""
+        _check_text(self.TYPE, "group_id", self.group_id, 128)
+        _check_version(self.TYPE, "version", self.version)
+        _check_hash(self.TYPE, "hash", self.hash)
+        _check_version(self.TYPE, "size", self.size)
+        if self.size > MAX_CONFIG_SIZE:
+            raise _fail(self.TYPE, f"config of {self.size} bytes is too large")
+
+    def serialize(self) -> bytes:
+        """Return the frame that carries this message."""
+        header = {
+            "v": PROTOCOL_VERSION,
+            "type": self.TYPE,
+            "group_id": self.group_id,
+            "version": self.version,
+            "hash": self.hash,
+            "size": self.size,
+        }
+        return orjson.dumps(header) + b"\n" + self.payload
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> Self:
+        """Compress a snapshot's config into a message."""
+        body = orjson.dumps(dict(snapshot.config))
+        return cls(
+            group_id=snapshot.group_id,
+            version=snapshot.version,
+            hash=snapshot.hash,
+            payload=zlib.compress(body, 6),
+            size=len(body),
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode a config frame's header; the payload stays compressed."""
+        head, sep, payload = data.partition(b"\n")
+        if not sep:
+            raise _fail(cls.TYPE, "no payload after the header")
+        return cls._from_header(_expect(_load_header(head), cls.TYPE), payload)
+
+    @classmethod
+    def _from_header(cls, header: Mapping[str, Any], payload: bytes) -> Self:
+        _fields(cls.TYPE, header, {"group_id", "version", "hash", "size"})
+        message = cls(
+            group_id=header["group_id"],
+            version=header["version"],
+            hash=header["hash"],
+            payload=payload,
+            size=header["size"],
+        )
+        message.check()
+        return message
+
+    def to_snapshot(self) -> Snapshot:
+        """Inflate the payload and return the snapshot, its hash verified."""
+        inflater = zlib.decompressobj()
+        try:
+            body = inflater.decompress(self.payload, self.size + 1)
+        except zlib.error as exc:
+            raise _fail(self.TYPE, f"payload does not inflate: {exc}") from None
+        if len(body) != self.size or not inflater.eof:
+            raise _fail(self.TYPE, "payload size differs from the header's")
+        try:
+            config = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _fail(self.TYPE, f"payload is not JSON: {exc}") from None
+        if not isinstance(config, dict):
+            raise _fail(self.TYPE, "payload must be a JSON object")
+        if config_hash(config) != self.hash:
+            raise _fail(self.TYPE, "payload does not match its hash")
+        return Snapshot(self.group_id, self.version, self.hash, config)
+
+
+def encode_config(snapshot: Snapshot) -> bytes:
+    """Return the config frame of a snapshot; callers cache it per version."""
+    return ConfigMessage.from_snapshot(snapshot).serialize()
+
+
+@dataclass(frozen=True)
+class Applied:
+    """Report that a config version now serves traffic on a node."""
+
+    TYPE: ClassVar[str] = "applied"
+
+    version: int
+    hash: str
+    applied_at: float
+
+    def check(self) -> None:
+        """Raise ProtocolError unless every field is well formed."""
+        _check_version(self.TYPE, "version", self.version)
+        _check_hash(self.TYPE, "hash", self.hash)
+        if not isinstance(self.applied_at, int | float) or self.applied_at < 0:
+            raise _fail(self.TYPE, "applied_at must be epoch seconds")
+
+    def serialize(self) -> bytes:
+        """Return the frame that carries this message."""
+        return orjson.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "type": self.TYPE,
+                "version": self.version,
+                "hash": self.hash,
+                "applied_at": self.applied_at,
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode and check an applied frame."""
+        return cls._from_header(_expect(_load_header(data), cls.TYPE))
+
+    @classmethod
+    def _from_header(cls, header: Mapping[str, Any]) -> Self:
+        _fields(cls.TYPE, header, {"version", "hash", "applied_at"})
+        message = cls(header["version"], header["hash"], header["applied_at"])
+        message.check()
+        return message
+
+
+@dataclass(frozen=True)
+class ApplyError:
+    """Report that a node could not apply a config version, and why."""
+
+    TYPE: ClassVar[str] = "error"
+
+    version: int
+    hash: str
+    what: str
+    reason: str
+
+    def check(self) -> None:
+        """Raise ProtocolError unless every field is well formed."""
+        _check_version(self.TYPE, "version", self.version)
+        _check_hash(self.TYPE, "hash", self.hash)
+        _check_text(self.TYPE, "what", self.what, 128)
+        _check_text(self.TYPE, "reason", self.reason, _MAX_TEXT)
+
+    def serialize(self) -> bytes:
+        """Return the frame that carries this message."""
+        return orjson.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "type": self.TYPE,
+                "version": self.version,
+                "hash": self.hash,
+                "what": self.what,
+                "reason": self.reason,
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode and check an error frame."""
+        return cls._from_header(_expect(_load_header(data), cls.TYPE))
+
+    @classmethod
+    def _from_header(cls, header: Mapping[str, Any]) -> Self:
+        _fields(cls.TYPE, header, {"version", "hash", "what", "reason"})
+        message = cls(
+            header["version"], header["hash"], header["what"], header["reason"]
+        )
+        message.check()
+        return message
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Report a node's request counters since it started."""
+
+    TYPE: ClassVar[str] = "telemetry"
+
+    node_id: str
+    counters: Mapping[str, int]
+    sent_at: float
+
+    def check(self) -> None:
+        """Raise ProtocolError unless every field is well formed."""
+        _check_node_id(self.TYPE, self.node_id)
+        if not isinstance(self.counters, Mapping) or len(self.counters) > 256:
+            raise _fail(self.TYPE, "counters must be an object of at most 256")
+        for name, value in self.counters.items():
+            _check_text(self.TYPE, "counter name", name, 128)
+            _check_version(self.TYPE, f"counter {name}", value)
+        if not isinstance(self.sent_at, int | float) or self.sent_at < 0:
+            raise _fail(self.TYPE, "sent_at must be epoch seconds")
+
+    def serialize(self) -> bytes:
+        """Return the frame that carries this message."""
+        return orjson.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "type": self.TYPE,
+                "node_id": self.node_id,
+                "counters": dict(self.counters),
+                "sent_at": self.sent_at,
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode and check a telemetry frame."""
+        return cls._from_header(_expect(_load_header(data), cls.TYPE))
+
+    @classmethod
+    def _from_header(cls, header: Mapping[str, Any]) -> Self:
+        _fields(cls.TYPE, header, {"node_id", "counters", "sent_at"})
+        if not isinstance(header["counters"], dict):
+            raise _fail(cls.TYPE, "counters must be an object")
+        message = cls(header["node_id"], header["counters"], header["sent_at"])
+        message.check()
+        return message
+
+
+Message = Hello | ConfigMessage | Applied | ApplyError | Telemetry
+
+
+def _expect(header: dict[str, Any], type_name: str) -> dict[str, Any]:
+    if header.get("type") != type_name:
+        raise ProtocolError(
+            f"expected a {type_name} message, got {header.get('type')!r}"
+        )
+    return header
+
+
+def decode(frame: bytes | str, *, max_size: int = MAX_FRAME_SIZE) -> Message:
+    """Parse any frame into its message; ProtocolError if it is not one."""
+    if isinstance(frame, str):
+        raise ProtocolError("text frames are not part of the protocol")
+    if len(frame) > max_size:
+        raise ProtocolError(f"frame of {len(frame)} bytes exceeds {max_size}")
+    head, sep, payload = frame.partition(b"\n")
+    header = _load_header(head)
+    kind = header.get("type")
+    if kind == ConfigMessage.TYPE:
+        if not sep:
+            raise _fail(ConfigMessage.TYPE, "no payload after the header")
+        return ConfigMessage._from_header(header, payload)
+    if sep:
+        raise ProtocolError(f"unexpected payload after a {kind!r} header")
+    if kind == Hello.TYPE:
+        return Hello._from_header(header)
+    if kind == Applied.TYPE:
+        return Applied._from_header(header)
+    if kind == ApplyError.TYPE:
+        return ApplyError._from_header(header)
+    if kind == Telemetry.TYPE:
+        return Telemetry._from_header(header)
+    raise ProtocolError(f"unknown message type {kind!r}")

@@ -1,0 +1,40 @@
+"""The ip-restriction plugin's config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.errors import InvalidParameter
+from shared.schema.fields import Field, join, record
+from shared.schema.plugin import PluginSchema
+from shared.schema.typedefs import check_ip_or_cidr, string
+
+
+def _allow_or_deny(config: Mapping[str, Any], path: str) -> list[InvalidParameter]:
+    if config.get("allow") is None and config.get("deny") is None:
+        reason = (
+            "at least one of these fields must be non-empty: "
+            f"'{join(path, 'allow')}', '{join(path, 'deny')}'"
+        )
+        return [InvalidParameter(join(path, "allow"), "at_least_one_of", reason)]
+    return []
+
+
+def _addresses() -> Field:
+    return Field("array", elements=string(checks=(("ip_or_cidr", check_ip_or_cidr),)))
+
+
+SCHEMA = PluginSchema(
+    name="ip-restriction",
+    priority=990,
+    config=record(
+        {
+            "allow": _addresses(),
+            "deny": _addresses(),
+            "status": Field("number"),
+            "message": string(),
+        },
+        _allow_or_deny,
+    ),
+)

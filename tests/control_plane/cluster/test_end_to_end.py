@@ -1,0 +1,224 @@
+"""The walkthrough across real processes: CP, composite group, DP, echo upstream."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from support.dataplane import (
+    DataPlaneProcess,
+    EchoProcess,
+    start_data_plane,
+    start_echo,
+)
+from support.processes import ControlPlaneProcess, start_control_plane
+
+from control_plane import pki
+
+pytestmark = pytest.mark.slow
+
+SCALE = float(os.environ.get("PORTICO_TEST_TIMEOUT_SCALE", "1"))
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], seconds: float = 20) -> T:
+    """Return the first truthy result of `probe`, or fail after the deadline."""
+    end = time.monotonic() + seconds * SCALE
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > end:
+            pytest.fail(f"condition not met within {seconds}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class Walkthrough:
+    cp: ControlPlaneProcess
+    api: httpx.Client
+    echo: EchoProcess
+    groups: dict[str, dict[str, Any]]
+    tmp_path: Path
+
+    def pin_new_pair(self, group: str, name: str) -> tuple[Path, Path]:
+        cert_pem, key_pem = pki.generate_client_certificate(name)
+        reply = self.api.post(
+            f"/v2/runtime-groups/{self.groups[group]['id']}/dp-client-certificates",
+            json={"cert": cert_pem, "title": name},
+        )
+        assert reply.status_code == 201, reply.text
+        cert, key = self.tmp_path / f"{name}.crt", self.tmp_path / f"{name}.key"
+        cert.write_text(cert_pem)
+        key.write_text(key_pem)
+        return cert, key
+
+    def start_node(self, group: str, name: str) -> DataPlaneProcess:
+        cert, key = self.pin_new_pair(group, name)
+        return start_data_plane(
+            self.tmp_path,
+            control_plane=self.groups[group]["config"]["control_plane_endpoint"],
+            cert=cert,
+            key=key,
+            ca=self.cp.prefix / "cluster.crt",
+            wait_ready=False,
+        )
+
+    def entities(self, group: str) -> str:
+        return f"/v2/runtime-groups/{self.groups[group]['id']}/core-entities"
+
+
+@pytest.fixture
+def walkthrough(tmp_path: Path) -> Iterator[Walkthrough]:
+    with (
+        start_echo(tmp_path) as echo,
+        start_control_plane(tmp_path) as cp,
+        httpx.Client(base_url=cp.admin_url, headers=cp.headers, timeout=10) as api,
+    ):
+        groups: dict[str, dict[str, Any]] = {}
+        for name, kind in (
+            ("SRG1", "CLUSTER_TYPE_HYBRID"),
+            ("SRG2", "CLUSTER_TYPE_HYBRID"),
+            ("CRG", "CLUSTER_TYPE_COMPOSITE"),
+        ):
+            reply = api.post(
+                "/v2/runtime-groups", json={"name": name, "cluster_type": kind}
+            )
+            assert reply.status_code == 201, reply.text
+            groups[name] = reply.json()
+        members = [{"id": groups["SRG1"]["id"]}, {"id": groups["SRG2"]["id"]}]
+        reply = api.post(
+            f"/v2/runtime-groups/{groups['CRG']['id']}/composite-memberships/add",
+            json={"members": members},
+        )
+        assert reply.status_code == 204, reply.text
+        yield Walkthrough(cp, api, echo, groups, tmp_path)
+
+
+def _proxy_status(node: DataPlaneProcess, path: str) -> httpx.Response | None:
+    try:
+        return httpx.get(node.proxy_url + path, timeout=5)
+    except httpx.TransportError:
+        return None
+
+
+def test_a_composite_node_serves_its_members_merged_config(
+    walkthrough: Walkthrough,
+) -> None:
+    node = walkthrough.start_node("CRG", "crg-node")
+    with node:
+        eventually(lambda: node.status()["control_plane"]["connected"])
+
+        api, srg1 = walkthrough.api, walkthrough.entities("SRG1")
+        reply = api.post(
+            srg1 + "/services", json={"name": "mock", "url": walkthrough.echo.url}
+        )
+        assert reply.status_code == 201, reply.text
+        reply = api.post(srg1 + "/services/mock/routes", json={"paths": ["/mock"]})
+        assert reply.status_code == 201, reply.text
+
+        def served() -> bool:
+            answer = _proxy_status(node, "/mock/request")
+            return answer is not None and answer.status_code == 200
+
+        eventually(served)
+
+        srg2 = walkthrough.entities("SRG2")
+        reply = api.post(srg2 + "/plugins", json={"name": "basic-auth"})
+        assert reply.status_code == 201, reply.text
+
+        def unauthorized() -> httpx.Response | None:
+            answer = _proxy_status(node, "/mock/request")
+            return answer if answer and answer.status_code == 401 else None
+
+        answer = eventually(unauthorized)
+        assert answer.json()["message"] == "Unauthorized"
+
+
+def test_the_nodes_api_shows_the_node_in_sync_with_its_lag(
+    walkthrough: Walkthrough,
+) -> None:
+    node = walkthrough.start_node("CRG", "crg-node")
+    crg = walkthrough.groups["CRG"]["id"]
+    with node:
+        eventually(lambda: node.status()["control_plane"]["connected"])
+        reply = walkthrough.api.post(
+            walkthrough.entities("SRG1") + "/services",
+            json={"name": "mock", "url": walkthrough.echo.url},
+        )
+        assert reply.status_code == 201, reply.text
+        expected = walkthrough.api.get(
+            f"/v2/runtime-groups/{crg}/expected-config-hash"
+        ).json()["expected_hash"]
+
+        def in_sync() -> dict[str, Any] | None:
+            items = walkthrough.api.get(f"/v2/runtime-groups/{crg}/nodes").json()
+            for item in items["items"]:
+                if item["config_hash"] == expected and item["sync_state"] == "in_sync":
+                    return dict(item)
+            return None
+
+        item = eventually(in_sync)
+        assert item["connected"] is True
+        assert item["lag_ms"] is not None
+        assert item["compatibility_status"]["state"] == (
+            "COMPATIBILITY_STATE_FULLY_COMPATIBLE"
+        )
+
+
+def test_a_member_group_refuses_data_plane_nodes(walkthrough: Walkthrough) -> None:
+    node = walkthrough.start_node("SRG1", "srg1-node")
+    with node:
+
+        def refused() -> str | None:
+            error = node.status()["control_plane"]["last_error"]
+            return error if error and "member of composite" in error else None
+
+        eventually(refused)
+        assert not node.status()["control_plane"]["connected"]
+
+
+def test_a_group_with_a_connected_node_cannot_become_a_member(
+    walkthrough: Walkthrough,
+) -> None:
+    reply = walkthrough.api.post(
+        "/v2/runtime-groups",
+        json={"name": "SRG3", "cluster_type": "CLUSTER_TYPE_HYBRID"},
+    )
+    assert reply.status_code == 201, reply.text
+    walkthrough.groups["SRG3"] = reply.json()
+    node = walkthrough.start_node("SRG3", "srg3-node")
+    with node:
+        eventually(lambda: node.status()["control_plane"]["connected"])
+        crg = walkthrough.groups["CRG"]["id"]
+        reply = walkthrough.api.post(
+            f"/v2/runtime-groups/{crg}/composite-memberships/add",
+            json={"members": [{"id": walkthrough.groups["SRG3"]["id"]}]},
+        )
+        assert reply.status_code in (400, 409), reply.text
+
+
+def test_a_node_keeps_serving_while_the_control_plane_is_down(
+    walkthrough: Walkthrough,
+) -> None:
+    node = walkthrough.start_node("CRG", "crg-node")
+    with node:
+        api, srg1 = walkthrough.api, walkthrough.entities("SRG1")
+        api.post(srg1 + "/services", json={"name": "mock", "url": walkthrough.echo.url})
+        api.post(srg1 + "/services/mock/routes", json={"paths": ["/mock"]})
+
+        def served() -> bool:
+            answer = _proxy_status(node, "/mock/request")
+            return answer is not None and answer.status_code == 200
+
+        eventually(served)
+        walkthrough.cp.stop()
+        eventually(lambda: not node.status()["control_plane"]["connected"])
+        answer = _proxy_status(node, "/mock/request")
+        assert answer is not None and answer.status_code == 200

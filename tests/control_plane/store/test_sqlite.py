@@ -1,0 +1,183 @@
+"""The SQLite store: persistence across restarts, serialized writes, speed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from control_plane import editor
+from control_plane.config_cache import now_iso
+from control_plane.group_state import GroupState
+from control_plane.problems import Problem
+from control_plane.store.base import Commit, EditResult
+from control_plane.store.sqlite import SqliteStore
+from shared.schema import validate_entity
+
+
+def group_row(name: str, cluster_type: str = "hybrid") -> dict[str, Any]:
+    stamp = now_iso()
+    return {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "description": "",
+        "labels": {},
+        "cluster_type": cluster_type,
+        "auth_type": "pinned_client_certs",
+        "proxy_urls": [],
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "portico.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def add_service(store: SqliteStore, group_id: str, name: str) -> dict[str, Any]:
+    def plan(state: GroupState) -> EditResult[dict[str, Any]]:
+        body = {"name": name, "url": "http://up"}
+        return editor.plan_create(state, "services", body, now=int(time.time()))
+
+    return await store.edit(group_id, plan)
+
+
+async def test_versions_and_entities_survive_a_restart(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    await store.open()
+    group = await store.create_group(group_row("g"))
+    await add_service(store, group["id"], "svc")
+    before = await store.expected_snapshot(group["id"])
+    await store.close()
+
+    again = SqliteStore(tmp_path / "db.sqlite")
+    await again.open()
+    after = await again.expected_snapshot(group["id"])
+    await again.close()
+    assert before is not None and after is not None
+    assert (after.version, after.hash) == (before.version, before.hash)
+
+
+async def test_held_composite_snapshot_survives_a_restart(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    await store.open()
+    one = await store.create_group(group_row("one"))
+    two = await store.create_group(group_row("two"))
+    composite = await store.create_group(group_row("c", "composite"))
+    await store.change_members(composite["id"], "add", [one["id"], two["id"]])
+    await add_service(store, one["id"], "same")
+    good = await store.expected_snapshot(composite["id"])
+    await add_service(store, two["id"], "same")
+    await store.close()
+
+    again = SqliteStore(tmp_path / "db.sqlite")
+    await again.open()
+    held = await again.expected_snapshot(composite["id"])
+    status = await again.composite_status(composite["id"])
+    snapshots = dict((s.group_id, h) for s, h in await again.current_snapshots())
+    await again.close()
+    assert good is not None and held is not None
+    assert (held.version, held.hash) == (good.version, good.hash)
+    assert status.state == "CONFLICT" and snapshots[composite["id"]] is True
+
+
+async def test_commits_reach_the_callback_in_order(store: SqliteStore) -> None:
+    seen: list[Commit] = []
+    store.on_commit = seen.append
+    group = await store.create_group(group_row("ordered"))
+    await asyncio.gather(*(add_service(store, group["id"], f"s{i}") for i in range(20)))
+    await asyncio.sleep(0)
+    versions = [
+        s.version for c in seen for s in c.snapshots if s.group_id == group["id"]
+    ]
+    assert versions == sorted(versions) and versions[-1] == 21
+
+
+async def test_concurrent_duplicate_names_leave_one_winner(store: SqliteStore) -> None:
+    group = await store.create_group(group_row("race"))
+    results = await asyncio.gather(
+        *(add_service(store, group["id"], "same") for _ in range(8)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, Problem)]
+    assert len(refused) == 7 and all(r.status == 409 for r in refused)
+
+
+async def test_concurrent_joins_respect_the_five_composites_limit(
+    store: SqliteStore,
+) -> None:
+    member = await store.create_group(group_row("popular"))
+    composites = [
+        await store.create_group(group_row(f"c{i}", "composite")) for i in range(8)
+    ]
+    results = await asyncio.gather(
+        *(store.change_members(c["id"], "add", [member["id"]]) for c in composites),
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if not isinstance(r, Exception)) == 5
+    assert len(await store.composites_of(member["id"])) == 5
+
+
+async def test_group_with_connected_nodes_cannot_join(store: SqliteStore) -> None:
+    member = await store.create_group(group_row("busy"))
+    composite = await store.create_group(group_row("c", "composite"))
+    await store.upsert_node(member["id"], {"id": str(uuid.uuid4()), "connected": True})
+    with pytest.raises(Problem) as refused:
+        await store.change_members(composite["id"], "add", [member["id"]])
+    assert member["id"] in refused.value.detail
+
+
+async def test_nodes_are_disconnected_after_a_restart(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    await store.open()
+    group = await store.create_group(group_row("nodes"))
+    await store.upsert_node(group["id"], {"id": str(uuid.uuid4()), "connected": True})
+    assert await store.count_connected_nodes(group["id"]) == 1
+    await store.close()
+    again = SqliteStore(tmp_path / "db.sqlite")
+    await again.open()
+    count = await again.count_connected_nodes(group["id"])
+    await again.close()
+    assert count == 0
+
+
+def _services(prefix: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+    template = validate_entity(
+        "services",
+        {"url": "http://up:80/x"},
+        now=1,
+        resolve=lambda *_: None,
+    )
+    return [
+        ("services", dict(template, id=str(uuid.uuid4()), name=f"{prefix}-{i}"))
+        for i in range(count)
+    ]
+
+
+async def test_composite_of_10_members_rebuilds_in_under_100_ms(
+    store: SqliteStore,
+) -> None:
+    members = [await store.create_group(group_row(f"m{i}")) for i in range(10)]
+    composite = await store.create_group(group_row("big", "composite"))
+    await store.change_members(composite["id"], "add", [m["id"] for m in members])
+    for i, member in enumerate(members):
+        rows = _services(f"m{i}", 1000)
+        await store.edit(member["id"], lambda _s, r=rows: EditResult(None, upserts=r))
+
+    timings = []
+    for n in range(5):
+        started = time.perf_counter()
+        await add_service(store, members[0]["id"], f"extra-{n}")
+        timings.append(time.perf_counter() - started)
+    status = await store.composite_status(composite["id"])
+    assert status.state == "OK"
+    assert sorted(timings)[2] < 0.1, timings

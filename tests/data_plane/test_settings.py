@@ -1,0 +1,59 @@
+"""Options come from the command line or PORTICO_<OPTION> variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data_plane.settings import Address, parse_settings
+from shared.errors import ValidationError
+
+
+def test_defaults_match_the_documented_ones() -> None:
+    settings = parse_settings([], {})
+    assert settings.proxy_listen == Address("0.0.0.0", 8000)
+    assert settings.status_listen == Address("127.0.0.1", 8100)
+    assert settings.prefix == Path("var/dp")
+    assert settings.cluster_control_plane is None
+
+
+def test_an_environment_variable_sets_an_option() -> None:
+    settings = parse_settings([], {"PORTICO_PROXY_LISTEN": "127.0.0.1:9000"})
+    assert settings.proxy_listen == Address("127.0.0.1", 9000)
+
+
+def test_the_command_line_wins_over_the_environment() -> None:
+    settings = parse_settings(
+        ["--proxy-listen", "127.0.0.1:9001"], {"PORTICO_PROXY_LISTEN": "0.0.0.0:1"}
+    )
+    assert settings.proxy_listen.port == 9001
+
+
+def test_node_labels_are_parsed() -> None:
+    settings = parse_settings(["--node-labels", "env:prod, zone:a"], {})
+    assert settings.node_labels == {"env": "prod", "zone": "a"}
+
+
+def test_a_malformed_label_is_refused() -> None:
+    with pytest.raises(ValidationError, match="k:v"):
+        parse_settings(["--node-labels", "novalue"], {})
+
+
+def test_a_malformed_address_is_refused() -> None:
+    with pytest.raises(ValidationError, match="--status-listen"):
+        parse_settings(["--status-listen", "localhost"], {})
+
+
+def test_an_ipv6_address_is_accepted() -> None:
+    assert parse_settings(["--proxy-listen", "[::1]:8000"], {}).proxy_listen == (
+        Address("::1", 8000)
+    )
+
+
+def test_a_declarative_file_and_a_control_plane_exclude_each_other() -> None:
+    with pytest.raises(ValidationError, match="exclude"):
+        parse_settings(
+            ["--declarative-config", "k.yaml", "--cluster-control-plane", "https://x"],
+            {},
+        )

@@ -1,0 +1,88 @@
+"""The echo upstream describes requests, and serves status, delay, stream."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import deadline
+from tests.support.dataplane import EchoProcess, start_echo
+from tests.support.processes import ROOT
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoProcess]:
+    with start_echo(tmp_path_factory.mktemp("echo")) as process:
+        yield process
+
+
+@pytest.fixture
+def client(echo: EchoProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=echo.url, timeout=deadline(10)) as http:
+        yield http
+
+
+def test_a_request_is_echoed_as_json(client: httpx.Client, echo: EchoProcess) -> None:
+    reply = client.post(
+        "/request/a?x=1&x=2&y=3", content=b"hello", headers={"X-Test": "yes"}
+    )
+    body = reply.json()
+    assert set(body) == {"method", "url", "path", "query", "headers", "body", "client"}
+    assert body["method"] == "POST"
+    assert body["path"] == "/request/a"
+    assert body["url"] == f"http://127.0.0.1:{echo.port}/request/a?x=1&x=2&y=3"
+    assert body["query"] == {"x": ["1", "2"], "y": "3"}
+    assert body["headers"]["x-test"] == "yes"
+    assert body["body"] == "hello"
+    assert body["client"]["ip"] == "127.0.0.1"
+
+
+def test_a_browser_gets_an_html_page(client: httpx.Client) -> None:
+    reply = client.get("/anything", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert reply.headers["content-type"].startswith("text/html")
+    assert "<h1>GET /anything</h1>" in reply.text
+
+
+def test_json_is_preferred_when_the_client_ranks_it_higher(
+    client: httpx.Client,
+) -> None:
+    reply = client.get("/x", headers={"Accept": "application/json, text/html;q=0.5"})
+    assert reply.headers["content-type"] == "application/json"
+
+
+def test_status_paths_answer_with_that_status(client: httpx.Client) -> None:
+    assert client.get("/status/418").status_code == 418
+
+
+def test_stream_paths_answer_in_chunks(client: httpx.Client) -> None:
+    reply = client.get("/stream/3")
+    assert reply.headers["transfer-encoding"] == "chunked"
+    assert len(reply.text.splitlines()) == 3
+
+
+def test_bytes_paths_answer_with_that_many_bytes(client: httpx.Client) -> None:
+    assert len(client.get("/bytes/100000").content) == 100000
+
+
+def test_delay_paths_answer_after_the_delay(client: httpx.Client) -> None:
+    reply = client.get("/delay/100")
+    assert reply.status_code == 200
+    assert reply.elapsed.total_seconds() >= 0.1
+
+
+def test_help_names_the_environment_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "echo_upstream", "--help"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=deadline(20),
+    )
+    assert result.returncode == 0
+    assert "PORTICO_ECHO_LISTEN" in result.stdout
