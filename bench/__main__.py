@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -64,6 +66,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="report file name without extension (default: UTC time, + -quick)",
     )
     parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=WORK_ROOT,
+        help="where each invocation keeps its logs and generated configs "
+        f"(default {WORK_ROOT.relative_to(ROOT)})",
+    )
+    parser.add_argument(
         "--no-install",
         action="store_true",
         help="never run apt-get; skip what needs a missing nginx or wrk",
@@ -79,7 +88,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected scenarios in order, then write the report."""
     args = parse_args(argv)
-    selected = args.only or list(SCENARIOS)
+    # Turn SIGTERM into SystemExit so every started process is stopped on the
+    # way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    selected = list(dict.fromkeys(args.only or SCENARIOS))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     name = args.name or (f"{stamp}-quick" if args.quick else stamp)
 
@@ -89,11 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=args.quick,
         runs=args.runs or (2 if args.quick else 3),
         duration=args.duration or (3.0 if args.quick else 10.0),
-        work_dir=WORK_ROOT / name,
+        work_dir=args.work_dir / name,
         pinning=pinning,
         install_tools=not args.no_install,
     )
 
+    load_before = _load_average()
     results = [_run_one(context, scenario) for scenario in selected]
 
     header: dict[str, Any] = {
@@ -104,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": context.runs,
         "duration": context.duration,
         "pinning": pinning.reason,
+        "load_average": f"{load_before} before, {_load_average()} after",
         "machine": describe(ROOT, tools or _tools(install=False)),
     }
     markdown, data = write_report(args.out, name, header, results)
@@ -113,6 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{target.status:>8}  {target.description}")
     print(f"report: {markdown}\n        {data}")
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _load_average() -> str:
+    # Other work on the machine skews every figure; the report says how busy
+    # the machine was.
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
 def _tools(*, install: bool) -> Tools | None:
@@ -127,9 +148,9 @@ def _tools(*, install: bool) -> Tools | None:
 def _run_one(context: Context, name: str) -> ScenarioResult:
     context.progress(name, "starting")
     started = time.monotonic()
+    # One broken scenario must not lose the figures of the others.
     try:
         result = SCENARIOS[name](context)
-    # One broken scenario must not lose the figures of the others.
     except Exception as error:
         traceback.print_exc()
         result = ScenarioResult(name, name).fail(f"{type(error).__name__}: {error}")

@@ -30,7 +30,7 @@ class Context:
         print(f"{stamp} [{scenario}] {message}", file=sys.stderr, flush=True)
 
     def scratch(self, name: str) -> Path:
-        """Return a fresh directory for one scenario's files and logs."""
+        """Return the directory for one scenario's files and logs, creating it."""
         path = self.work_dir / name
         path.mkdir(parents=True, exist_ok=True)
         return path

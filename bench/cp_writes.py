@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,15 @@ def _group(name: str, cluster_type: str = "hybrid") -> dict[str, Any]:
     }
 
 
+def _seed(
+    rows: list[tuple[str, dict[str, Any]]],
+) -> Callable[[GroupState], EditResult[None]]:
+    def plan(state: GroupState) -> EditResult[None]:
+        return EditResult(None, upserts=rows)
+
+    return plan
+
+
 async def _composite(
     directory: Path, members: int, entities: int, rounds: int
 ) -> dict[str, Any]:
@@ -126,7 +136,7 @@ async def _composite(
                 ("services", dict(template, id=str(uuid.uuid4()), name=f"m{i}-{n}"))
                 for n in range(entities)
             ]
-            await store.edit(member_id, lambda _s, r=rows: EditResult(None, upserts=r))
+            await store.edit(member_id, _seed(rows))
 
         timings = []
         for n in range(rounds):

@@ -108,13 +108,17 @@ class Service:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def log_tail(self, lines: int = 5) -> str:
-        """Return the last lines of the process's output, for error messages."""
+    def log_tail(self) -> str:
+        """Return the last line of the process's output and where the rest is.
+
+        For a Python traceback the last line is the exception and its message.
+        """
         try:
-            text = self.log_path.read_text(errors="replace")
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
         except OSError:
-            return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+            lines = []
+        last = lines[-1].strip() if lines else "no output"
+        return f"{last} (log: {self.log_path})"
 
     def check_alive(self) -> None:
         """Raise ProcessError if the process has exited."""
@@ -124,16 +128,33 @@ class Service:
                 f"{self.name} exited with code {code}: {self.log_tail()}"
             )
 
+    def signal_group(self, number: int) -> None:
+        """Send a signal to the process and every process it started.
+
+        The child leads its own session (see __init__), so its process group
+        holds exactly what it started.
+        """
+        try:
+            os.killpg(self.process.pid, number)
+        except ProcessLookupError:
+            pass
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Terminate the process (SIGTERM, then SIGKILL after `timeout`)."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
+        """Terminate the process group (SIGTERM, then SIGKILL after `timeout`)."""
+        self.signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self.signal_group(signal.SIGKILL)
             self.process.wait(timeout)
+
+
+def stop_all(services: Sequence[Service], timeout: float = 5.0) -> None:
+    """Terminate many processes at once, then wait for each (SIGKILL if late)."""
+    for service in services:
+        service.signal_group(signal.SIGTERM)
+    for service in services:
+        service.stop(timeout)
 
 
 def wait_until(

@@ -37,6 +37,7 @@ def render_markdown(header: dict[str, Any], results: Sequence[ScenarioResult]) -
         f"- mode: {header['mode']}; {header['runs']} run(s) per contender, "
         f"{header['duration']:g} s per throughput load",
         f"- pinning: {header['pinning']}",
+        f"- load average (1 / 5 / 15 min): {header['load_average']}",
         "",
         "## Machine",
         "",
@@ -55,19 +56,23 @@ def render_markdown(header: dict[str, Any], results: Sequence[ScenarioResult]) -
 
 
 def _cell(value: Any) -> str:
+    """Return `value` as text that cannot break a Markdown table row."""
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+        value = ", ".join(str(v) for v in value)
+    return " ".join(str(value).split()).replace("|", "\\|")
 
 
 def _number(value: float, unit: str) -> str:
     if unit == "×":
         return f"{value:.2f}×"
-    if unit == "ms":
-        return f"{value:.2f} ms"
-    if abs(value) >= 100:
-        return f"{value:,.0f}{' ' + unit if unit else ''}"
-    return f"{value:.2f}{' ' + unit if unit else ''}"
+    if unit in ("ms", "µs"):
+        return f"{value:.2f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+    if unit == "%":
+        return f"{value:.0f} %"
+    suffix = f" {unit}" if unit else ""
+    if abs(value) >= 100 or value.is_integer():
+        return f"{value:,.0f}{suffix}"
+    return f"{value:.2f}{suffix}"
 
 
 def _target_row(target: Target) -> str:
@@ -80,13 +85,13 @@ def _target_row(target: Target) -> str:
         why = target.reason or ("no figure reported" if target.measured is None else "")
         if why:
             status = f"{status}: {why}"
-    return f"| {target.description} | {measured} | {status} |"
+    return f"| {_cell(target.description)} | {measured} | {_cell(status)} |"
 
 
 def _scenario(result: ScenarioResult) -> list[str]:
     lines = [f"## {result.name}: {result.title}", ""]
     if result.status != "ok":
-        lines += [f"**{result.status}: {result.reason}**", ""]
+        lines += [f"**{result.status}: {_cell(result.reason)}**", ""]
     if result.metrics:
         lines += [
             "| contender | metric | median | min – max | runs |",
@@ -99,8 +104,11 @@ def _scenario(result: ScenarioResult) -> list[str]:
 
 
 def _metric_row(metric: Metric) -> str:
-    spread = f"{_number(metric.low, metric.unit)} – {_number(metric.high, metric.unit)}"
+    spread = "—"
+    if len(metric.values) > 1:
+        low, high = _number(metric.low, metric.unit), _number(metric.high, metric.unit)
+        spread = f"{low} – {high}"
     return (
-        f"| {metric.contender} | {metric.name} | "
+        f"| {_cell(metric.contender)} | {_cell(metric.name)} | "
         f"{_number(metric.median, metric.unit)} | {spread} | {len(metric.values)} |"
     )

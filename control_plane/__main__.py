@@ -15,6 +15,8 @@ from pathlib import Path
 
 from control_plane.settings import Listen, Settings
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get("PORTICO_" + name.upper().replace("-", "_"), default)
@@ -71,7 +73,11 @@ def _serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -> N
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
     _option(parser, "admin-url", "admin API base URL", "http://127.0.0.1:8001")
-    _option(parser, "token", "admin API token; env PORTICO_ADMIN_TOKEN also works")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("PORTICO_ADMIN_TOKEN"),
+        help="admin API token; env PORTICO_ADMIN_TOKEN",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -121,6 +127,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     cluster = Listen.parse(args.cluster_listen)
     telemetry = Listen.parse(args.cluster_telemetry_listen)
     prefix = Path(args.prefix)
+    if args.log_level.lower() not in LOG_LEVELS:
+        raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     return Settings(
         admin_listen=admin,
         cluster_listen=cluster,

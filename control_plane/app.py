@@ -27,6 +27,7 @@ from control_plane.auth import TokenCache
 from control_plane.hub import SnapshotHub
 from control_plane.settings import Settings
 from control_plane.store.base import Commit, Store
+from control_plane.ui import ui_routes
 from shared.errors import PorticoError
 
 GROUP = "/{group_id}"
@@ -123,6 +124,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/openapi.json", openapi.document, methods=["GET"]),
         Route("/v2/openapi.json", openapi.document, methods=["GET"]),
     ]
+    routes += ui_routes()
     return routes
 
 
@@ -130,6 +132,7 @@ def publisher(hub: SnapshotHub) -> Any:
     """Return the commit callback that hands new snapshots to the hub."""
 
     def publish(commit: Commit) -> None:
+        """Publish new snapshots and follow each composite's conflict state."""
         for snapshot in commit.snapshots:
             hub.publish(snapshot)
         for group_id, held in commit.holds:

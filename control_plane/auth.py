@@ -76,6 +76,7 @@ class Principal:
     groups: frozenset[str]
 
     def require_admin(self) -> None:
+        """Refuse unless the caller is an organisation admin."""
         if self.role != ORG_ADMIN:
             raise Problem(403, "this call needs an organization admin token")
 
@@ -102,6 +103,7 @@ class TokenCache:
         self._known: dict[str, Principal] = {}
 
     async def principal(self, token: str) -> Principal | None:
+        """Return the caller a token identifies, or None if it is unknown."""
         key = digest(token)
         known = self._known.get(key)
         if known is not None:

@@ -48,6 +48,7 @@ class CachePlan:
     holds: list[tuple[str, bool]] = field(default_factory=list)
 
     def commit(self) -> Commit:
+        """Return what data plane nodes must learn once the plan is committed."""
         return Commit(snapshots=tuple(self.snapshots.values()), holds=tuple(self.holds))
 
 
@@ -72,11 +73,20 @@ class ConfigCache:
         `composites` maps each composite holding the group to its new version
         and its members.
         """
+        return self.plan_groups({group_id: (state, version)}, composites)
+
+    def plan_groups(
+        self,
+        groups: Mapping[str, tuple[GroupState, int]],
+        composites: Mapping[str, tuple[int, Sequence[str]]],
+    ) -> CachePlan:
+        """Plan new states of standard groups, then merge each composite once."""
         plan = CachePlan()
-        config = build_config(state.entities())
-        plan.states[group_id] = state
-        plan.configs[group_id] = config
-        plan.snapshots[group_id] = make_snapshot(group_id, version, config)
+        for group_id, (state, version) in groups.items():
+            config = build_config(state.entities())
+            plan.states[group_id] = state
+            plan.configs[group_id] = config
+            plan.snapshots[group_id] = make_snapshot(group_id, version, config)
         for composite_id, (composite_version, members) in composites.items():
             self._plan_merge(plan, composite_id, composite_version, members)
         return plan
@@ -102,6 +112,7 @@ class ConfigCache:
         self.statuses.update(plan.statuses)
 
     def forget(self, group_id: str) -> None:
+        """Drop everything cached about a deleted group."""
         for table in (self.states, self.configs, self.snapshots, self.statuses):
             table.pop(group_id, None)
 

@@ -56,7 +56,8 @@ def resolver(state: GroupState) -> Any:
     return resolve
 
 
-def _in_scope(entity: Entity, scope: Scope | None) -> bool:
+def in_scope(entity: Entity, scope: Scope | None) -> bool:
+    """Tell whether `entity` belongs to the parent a nested URL names."""
     if scope is None:
         return True
     ref = entity.get(scope.field)
@@ -66,7 +67,7 @@ def _in_scope(entity: Entity, scope: Scope | None) -> bool:
 def lookup(state: GroupState, type_name: str, key: str, scope: Scope | None) -> Entity:
     """Return the addressed entity or refuse with 404."""
     entity = find(state, type_name, key)
-    if entity is None or not _in_scope(entity, scope):
+    if entity is None or not in_scope(entity, scope):
         raise not_found(ENTITIES[type_name].endpoint, key)
     return entity
 
@@ -171,7 +172,7 @@ def plan_upsert(
 ) -> tuple[EditResult[Entity], bool]:
     """Plan a PUT: replace the addressed entity, or create it; say which."""
     existing = find(state, type_name, key)
-    if existing is not None and not _in_scope(existing, scope):
+    if existing is not None and not in_scope(existing, scope):
         raise not_found(ENTITIES[type_name].endpoint, key)
     data = _scoped_body(body, scope)
     if existing is not None:

@@ -46,9 +46,11 @@ class GroupState:
         return {key: list(table.values()) for key, table in self.tables.items()}
 
     def count(self) -> int:
+        """Return how many entities the group holds."""
         return sum(len(table) for table in self.tables.values())
 
     def get(self, type_name: str, entity_id: str) -> Entity | None:
+        """Return an entity by type and id."""
         return self.tables.get(type_name, {}).get(entity_id)
 
     def index(self, type_name: str, field: str) -> Index:
@@ -72,6 +74,7 @@ class GroupState:
     def select(
         self, type_name: str, predicate: Callable[[Entity], bool]
     ) -> list[Entity]:
+        """Return the entities of a type for which `predicate` holds."""
         return [e for e in self.tables.get(type_name, {}).values() if predicate(e)]
 
     def with_changes(

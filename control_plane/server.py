@@ -8,10 +8,13 @@ admin API with uvicorn until SIGTERM or SIGINT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -22,7 +25,19 @@ from control_plane.hub import SnapshotHub
 from control_plane.settings import Listen, Settings
 from control_plane.store.sqlite import SqliteStore
 
-logger = logging.getLogger("portico.control_plane")
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn's server, leaving signals to the control plane's loop.
+
+    Uvicorn re-raises SIGTERM after its shutdown, which would end the process
+    with a signal status; the control plane stops cleanly and exits 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class StartupError(Exception):
@@ -68,6 +83,8 @@ async def serve(settings: Settings) -> None:
         admin_socket.close()
         raise StartupError(f"cannot open database {settings.database}: {exc}") from exc
 
+    groups = await store.list_groups()
+    logger.info("store %s open with %d runtime groups", settings.database, len(groups))
     token = await ensure_admin_token(store, settings.admin_token)
     if token is not None:
         # Printed once on first start so that nobody is locked out.
@@ -80,6 +97,7 @@ async def serve(settings: Settings) -> None:
     app = create_app(settings, store, hub)
 
     listener = _cluster_listener(store, hub, settings)
+    app.state.listener = listener
     try:
         if listener is not None:
             try:
@@ -96,7 +114,10 @@ async def serve(settings: Settings) -> None:
             lifespan="off",
             server_header=False,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, server.handle_exit, signum, None)
         logger.info("admin API listening on %s", settings.admin_listen)
         await server.serve(sockets=[admin_socket])
     finally:

@@ -121,6 +121,11 @@ class SyncAgent:
         self._telemetry_interval = telemetry_interval
         self._max_frame_size = max_frame_size
 
+        # A hello the control plane would refuse is better refused at start.
+        try:
+            self._hello(None).check()
+        except ProtocolError as exc:
+            raise ValidationError(f"cannot introduce this node: {exc}") from None
         self._uri = endpoint_uri(settings.cluster_control_plane, "/v1/outlet")
         self._ssl = self._ssl_context()
         self._connected = False
@@ -165,9 +170,9 @@ class SyncAgent:
 
     async def run(self) -> None:
         """Stay in sync with the control plane until cancelled."""
-        tasks = [asyncio.create_task(self._sync())]
+        tasks = [asyncio.create_task(self._forever("sync", self._connect_forever))]
         if self._settings.cluster_telemetry_endpoint:
-            tasks.append(asyncio.create_task(self._report()))
+            tasks.append(asyncio.create_task(self._forever("telemetry", self._report)))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -175,7 +180,19 @@ class SyncAgent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _sync(self) -> None:
+    async def _forever(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        # A bug must not leave the node deaf to its control plane for good.
+        failures = backoff(*self._backoff)
+        while True:
+            try:
+                await step()
+            except Exception as exc:
+                logger.exception("%s agent failed; restarting it", what)
+                if what == "sync":
+                    self._last_error = f"sync agent failed: {exc}"
+                await asyncio.sleep(next(failures))
+
+    async def _connect_forever(self) -> None:
         delays: Generator[float] | None = None
         async for connection in connect(
             self._uri,
@@ -205,14 +222,8 @@ class SyncAgent:
         self._last_error = f"cannot connect to the control plane: {exc}"
         return _retryable(exc)
 
-    async def _session(self, connection: ClientConnection) -> None:
-        """Serve one connection; two tasks read and apply, either ends both.
-
-        The reader keeps only the newest config frame; the applier applies
-        it and answers. When either task ends the other is cancelled.
-        """
-        current = self._current()
-        hello = Hello(
+    def _hello(self, current: Snapshot | None) -> Hello:
+        return Hello(
             node_id=self._node_id,
             hostname=socket.gethostname()[:255],
             portico_version=PORTICO_VERSION,
@@ -221,6 +232,14 @@ class SyncAgent:
             config_hash=None if current is None else current.hash,
             labels=dict(self._settings.node_labels),
         )
+
+    async def _session(self, connection: ClientConnection) -> None:
+        """Serve one connection; two tasks read and apply, either ends both.
+
+        The reader keeps only the newest config frame; the applier applies
+        it and answers. When either task ends the other is cancelled.
+        """
+        hello = self._hello(self._current())
         inbox = _Latest()
         reader = asyncio.create_task(self._read(connection, inbox))
         applier = asyncio.create_task(self._apply_each(connection, inbox))
@@ -312,7 +331,7 @@ class SyncAgent:
             )
             reason = f"{type(exc).__name__}: {exc}"[:1024]
             return ApplyError(message.version, message.hash, "internal", reason)
-        logger.info("applied config version %d (%s)", message.version, message.hash)
+        logger.debug("applied config version %d (%s)", message.version, message.hash)
         return Applied(message.version, message.hash, time.time())
 
     # Telemetry.
@@ -321,6 +340,7 @@ class SyncAgent:
         endpoint = self._settings.cluster_telemetry_endpoint
         assert endpoint is not None, "started only with a telemetry endpoint"
         uri = endpoint_uri(endpoint, "/v1/telemetry")
+        delays: Generator[float] | None = None
         async for connection in connect(
             uri,
             ssl=self._ssl,
@@ -331,15 +351,21 @@ class SyncAgent:
             process_exception=_retryable,
             proxy=None,
         ):
+            started = time.monotonic()
             try:
                 while True:
                     counters = dict(self._counters()) if self._counters else {}
                     report = Telemetry(self._node_id, counters, time.time())
                     await connection.send(report.serialize())
                     await asyncio.sleep(self._telemetry_interval)
-            except ConnectionClosed:
-                logger.debug("telemetry connection closed; reconnecting")
-                await asyncio.sleep(next(backoff(*self._backoff)))
+            except ConnectionClosed as exc:
+                logger.debug("telemetry connection closed: %s", exc)
+            # As for sync: a refusing endpoint is retried ever more slowly.
+            if time.monotonic() - started < STABLE_CONNECTION:
+                delays = delays or backoff(*self._backoff)
+                await asyncio.sleep(next(delays))
+            else:
+                delays = None
 
 
 class _Latest:

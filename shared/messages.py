@@ -7,7 +7,7 @@ the compressed configuration after that line::
     {"v":1,"type":"config","group_id":...,"version":7,"hash":...,"size":1234}\\n
     <zlib-compressed orjson of the snapshot's config>
 
-The other frames are the header alone:
+The other frames are the header alone::
 
     hello     node → CP, first frame: who the node is and what it runs
     applied   node → CP: a config version now serves traffic
@@ -33,8 +33,8 @@ from shared.snapshot import Snapshot, config_hash
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_SIZE = 16 * 1024 * 1024
-# A config is compressed many times over; refuse what inflates past this so
-# that a hostile frame cannot exhaust memory.
+# JSON compresses well, so a frame may inflate far past its own size; refuse
+# configs larger than this so that a hostile frame cannot exhaust memory.
 MAX_CONFIG_SIZE = 512 * 1024 * 1024
 
 _HASH = re.compile(r"[0-9a-f]{32}")

@@ -4,7 +4,9 @@ An nginx upstream answers 200 with a small JSON body. Each contender is
 pinned to one CPU, wrk and the upstream to the other; every contender keeps
 its upstream connections alive; runs are interleaved so that drift hits all
 contenders alike. Each run is a throughput load at 50 connections, then a
-latency load at 10.
+latency load at 10. Portico runs as one data plane node in declarative mode
+with two routes to the same upstream: one behind basic-auth, one without
+plugin.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ from __future__ import annotations
 import base64
 import json
 import statistics
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.context import Context
-from bench.nginx import proxy_config, start_nginx, upstream_config
+from bench.cpu import tree_cpu_seconds
+from bench.nginx import UPSTREAM_BODY, proxy_config, start_nginx, upstream_config
 from bench.outcome import ScenarioResult, Target
 from bench.portico import start_data_plane
-from bench.processes import Pinning, ProcessError, Service, free_port
+from bench.processes import Pinning, ProcessError, Service, free_port, stop_all
 from bench.tools import ToolError, Tools, ensure_tools
 from bench.wrk import LoadError, run_load
 
@@ -30,6 +35,8 @@ TITLE = "Proxy path: Portico data plane vs nginx, one core each"
 THROUGHPUT_CONNECTIONS = 50
 LATENCY_CONNECTIONS = 10
 RATIO_TARGET = 0.4
+SPREAD_WARNING = 0.2
+STARVED_SHARE = 80.0
 
 USERNAME = "bench-user"
 PASSWORD = "bench-password"
@@ -46,6 +53,7 @@ class Contender:
     name: str
     url: str
     headers: dict[str, str]
+    pid: int  # the process (tree) whose CPU time the requests cost
 
 
 def declarative_config(upstream_port: int) -> dict[str, Any]:
@@ -125,8 +133,7 @@ def run(context: Context) -> ScenarioResult:
     except ProcessError as error:
         result.fail(str(error))
     finally:
-        for service in reversed(services):
-            service.stop()
+        stop_all(services)
     if not result.targets:
         result.targets = [_target(None, result.reason)]
     return result
@@ -169,6 +176,7 @@ def _measure(
 
     contenders = [_start_nginx_proxy(tools, scratch, services, pinning, upstream_port)]
     contenders += _start_portico(context, scratch, services, result, upstream_port)
+    contenders = [c for c in contenders if _answers_correctly(c, result)]
 
     _warm_up(context, tools, contenders)
     samples = _interleave(context, tools, contenders, result)
@@ -176,6 +184,8 @@ def _measure(
     for contender in contenders:
         _record(result, contender.name, samples[contender.name])
     _record_ratios(result, samples)
+    _note_spread(result)
+    _note_starved(result)
     result.targets = [_target(_median_ratio(samples, PORTICO_AUTH), result.reason)]
     if not result.metrics and result.status == "ok":
         result.fail("no run produced a measurement")
@@ -200,7 +210,7 @@ def _start_nginx_proxy(
             cpu=pinning.contender_cpu,
         )
     )
-    return Contender(NGINX, f"http://127.0.0.1:{port}/mock", {})
+    return Contender(NGINX, f"http://127.0.0.1:{port}/mock", {}, services[-1].pid)
 
 
 def _start_portico(
@@ -230,12 +240,43 @@ def _start_portico(
         result.fail(f"data plane did not start: {error}")
         return []
     services.append(node.service)
+    credentials = {"Authorization": authorization()}
     return [
         Contender(
-            PORTICO_AUTH, f"{node.proxy_url}/mock", {"Authorization": authorization()}
+            PORTICO_AUTH, f"{node.proxy_url}/mock", credentials, node.service.pid
         ),
-        Contender(PORTICO_OPEN, f"{node.proxy_url}/open", {}),
+        Contender(PORTICO_OPEN, f"{node.proxy_url}/open", {}, node.service.pid),
     ]
+
+
+def _answers_correctly(contender: Contender, result: ScenarioResult) -> bool:
+    """Return whether the contender proxies to the upstream, and authenticates.
+
+    A contender that answers something else, or lets an anonymous request
+    through a route with basic-auth, would be measured doing other work.
+    """
+    problem = ""
+    status, body = _get(contender.url, contender.headers)
+    if status != 200 or body != UPSTREAM_BODY.encode():
+        problem = f"answered {status} {body[:80]!r}, not the upstream's body"
+    elif contender.headers and _get(contender.url, {})[0] != 401:
+        problem = "let a request without credentials through"
+    if problem:
+        message = f"{contender.name} left out: {problem}"
+        result.notes.append(message)
+        result.fail(message)
+    return not problem
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError as error:
+        return 0, str(error).encode()
 
 
 def _warm_up(context: Context, tools: Tools, contenders: list[Contender]) -> None:
@@ -261,6 +302,23 @@ class Samples:
     throughput: list[float | None]
     p50: list[float | None]
     p99: list[float | None]
+    cpu_per_request: list[float | None]  # microseconds, during the c50 load
+    cpu_share: list[float | None]  # of one CPU, during the c50 load
+
+    def add(
+        self,
+        throughput: float | None,
+        p50: float | None,
+        p99: float | None,
+        cpu_per_request: float | None,
+        cpu_share: float | None,
+    ) -> None:
+        """Append one run's figures (all None for an invalid run)."""
+        self.throughput.append(throughput)
+        self.p50.append(p50)
+        self.p99.append(p99)
+        self.cpu_per_request.append(cpu_per_request)
+        self.cpu_share.append(cpu_share)
 
     @staticmethod
     def valid(values: list[float | None]) -> list[float]:
@@ -273,7 +331,7 @@ def _interleave(
     contenders: list[Contender],
     result: ScenarioResult,
 ) -> dict[str, Samples]:
-    samples = {c.name: Samples([], [], []) for c in contenders}
+    samples = {c.name: Samples([], [], [], [], []) for c in contenders}
     latency_seconds = max(1.0, context.duration * 2 / 3)
 
     for run_index in range(1, context.runs + 1):
@@ -281,6 +339,7 @@ def _interleave(
             label = f"run {run_index}/{context.runs} {contender.name}"
             mine = samples[contender.name]
             try:
+                cpu_before = tree_cpu_seconds(contender.pid)
                 load = run_load(
                     tools.wrk,
                     contender.url,
@@ -289,6 +348,7 @@ def _interleave(
                     pinning=context.pinning,
                     headers=contender.headers,
                 )
+                cpu = tree_cpu_seconds(contender.pid) - cpu_before
                 quiet = run_load(
                     tools.wrk,
                     contender.url,
@@ -300,17 +360,24 @@ def _interleave(
             except LoadError as error:
                 context.progress(NAME, f"{label}: invalid run: {error}")
                 result.notes.append(f"{label}: invalid run: {error}")
-                mine.throughput.append(None)
-                mine.p50.append(None)
-                mine.p99.append(None)
+                mine.add(None, None, None, None, None)
                 continue
-            mine.throughput.append(load.per_second)
-            mine.p50.append(quiet.p50_ms)
-            mine.p99.append(quiet.p99_ms)
+            mine.add(
+                load.per_second,
+                quiet.p50_ms,
+                quiet.p99_ms,
+                cpu * 1e6 / load.requests,
+                cpu / load.seconds,
+            )
+            # nginx runs first in each round, so its last value is this round's.
+            base = None
+            if contender.name != NGINX and NGINX in samples:
+                base = samples[NGINX].throughput[-1]
+            ratio = f" ({load.per_second / base:.2f}× nginx)" if base else ""
             context.progress(
                 NAME,
                 f"{label}: {load.per_second:,.0f} req/s at "
-                f"c{THROUGHPUT_CONNECTIONS}; p50 {quiet.p50_ms:.2f} ms, "
+                f"c{THROUGHPUT_CONNECTIONS}{ratio}; p50 {quiet.p50_ms:.2f} ms, "
                 f"p99 {quiet.p99_ms:.2f} ms at c{LATENCY_CONNECTIONS}",
             )
     return samples
@@ -323,15 +390,33 @@ def _record(result: ScenarioResult, name: str, samples: Samples) -> None:
     )
     result.add(name, f"p50 at c{LATENCY_CONNECTIONS}", "ms", valid(samples.p50))
     result.add(name, f"p99 at c{LATENCY_CONNECTIONS}", "ms", valid(samples.p99))
+    result.add(
+        name,
+        f"CPU per request at c{THROUGHPUT_CONNECTIONS}",
+        "µs",
+        valid(samples.cpu_per_request),
+    )
+    result.add(
+        name,
+        f"share of its core used at c{THROUGHPUT_CONNECTIONS}",
+        "%",
+        [share * 100 for share in valid(samples.cpu_share)],
+    )
 
 
-def _run_ratios(samples: dict[str, Samples], name: str) -> list[float]:
-    # Runs are interleaved, so run i of a contender is compared with run i of
-    # nginx, taken moments apart; a run invalid on either side is left out.
+def _run_ratios(
+    samples: dict[str, Samples], name: str, field: str = "throughput"
+) -> list[float]:
+    """Return, per run, the contender's `field` divided by nginx's.
+
+    Runs are interleaved, so run i of a contender is compared with run i of
+    nginx, taken moments apart; a run invalid on either side is left out.
+    """
     if NGINX not in samples or name not in samples:
         return []
-    pairs = zip(samples[name].throughput, samples[NGINX].throughput, strict=True)
-    return [m / b for m, b in pairs if m is not None and b]
+    mine: list[float | None] = getattr(samples[name], field)
+    base: list[float | None] = getattr(samples[NGINX], field)
+    return [m / b for m, b in zip(mine, base, strict=True) if m is not None and b]
 
 
 def _median_ratio(samples: dict[str, Samples], name: str) -> float | None:
@@ -346,4 +431,38 @@ def _record_ratios(result: ScenarioResult, samples: dict[str, Samples]) -> None:
             f"req/s at c{THROUGHPUT_CONNECTIONS} ÷ nginx",
             "×",
             _run_ratios(samples, name),
+        )
+        # nginx's CPU per request over ours: what the throughput ratio would be
+        # if both had a whole core to themselves.
+        result.add(
+            name,
+            "nginx CPU per request ÷ ours",
+            "×",
+            [1 / r for r in _run_ratios(samples, name, "cpu_per_request") if r],
+        )
+
+
+def _note_starved(result: ScenarioResult) -> None:
+    for name in (PORTICO_AUTH, PORTICO_OPEN):
+        share = result.find(
+            name, f"share of its core used at c{THROUGHPUT_CONNECTIONS}"
+        )
+        if share is not None and share.median < STARVED_SHARE:
+            result.notes.append(
+                f"{name} used {share.median:.0f} % of its core: something else "
+                "(the load generator, or other work on the machine) held it "
+                "back, so its req/s understate it"
+            )
+
+
+def _note_spread(result: ScenarioResult) -> None:
+    metric = result.find(NGINX, f"req/s at c{THROUGHPUT_CONNECTIONS}")
+    if metric is None or len(metric.values) < 2:
+        return
+    spread = (metric.high - metric.low) / metric.median
+    if spread > SPREAD_WARNING:
+        result.notes.append(
+            f"nginx's req/s varied by {spread:.0%} between runs: other work on "
+            "the machine. Compare the per-run ratios, and CPU per request, "
+            "which does not depend on how much CPU a contender was given"
         )

@@ -6,6 +6,7 @@ read-only composite allows (the other is connecting data plane nodes).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
@@ -28,11 +29,7 @@ from control_plane.api.common import (
 from control_plane.problems import Problem, bad_field, not_found
 from shared.errors import InvalidParameter, ValidationError
 
-
-def fingerprint(pem: str) -> str:
-    """Return the SHA-256 hex digest of a PEM certificate's DER form."""
-    cert = x509.load_pem_x509_certificate(pem.encode())
-    return cert.fingerprint(hashes.SHA256()).hex()
+logger = logging.getLogger(__name__)
 
 
 def _parse_pem(pem: Any) -> tuple[str, str]:
@@ -47,6 +44,7 @@ def _parse_pem(pem: Any) -> tuple[str, str]:
 
 
 def cert_view(row: dict[str, Any]) -> dict[str, Any]:
+    """Return a pinned certificate as the API shows it."""
     return {
         key: row[key] for key in ("id", "cert", "title", "created_at", "updated_at")
     }
@@ -70,6 +68,19 @@ async def _pin(
     }
     await store(request).add_certificate(group_id, row)
     return row
+
+
+async def _refresh(request: Request) -> None:
+    # Let the cluster listener trust a change at once rather than at its next
+    # poll, so that a node started right after pinning connects first time.
+    listener = getattr(request.app.state, "listener", None)
+    if listener is None:
+        return
+    try:
+        await listener.refresh_certificates()
+    except Exception:
+        # The pin is committed; the listener's own poll picks it up later.
+        logger.warning("cluster listener could not reload pinned certificates")
 
 
 async def list_certificates(request: Request) -> Response:
@@ -98,6 +109,7 @@ async def create_certificate(request: Request) -> Response:
     if title is not None and not isinstance(title, str):
         raise bad_field("title", "type", "expected a string")
     row = await _pin(request, group["id"], body.get("cert"), title)
+    await _refresh(request)
     return json({"item": cert_view(row)}, 201)
 
 
@@ -114,6 +126,7 @@ async def generate_certificate(request: Request) -> Response:
         raise bad_field("title", "type", "expected a string")
     cert_pem, key_pem = generate_client_certificate(f"portico-dp-{group['name']}")
     row = await _pin(request, group["id"], cert_pem, title)
+    await _refresh(request)
     return json({"item": cert_view(row), "private_key": key_pem}, 201)
 
 
@@ -139,4 +152,5 @@ async def delete_certificate(request: Request) -> Response:
     group, row = await _find(request)
     await require_group_write(request, principal, group)
     await store(request).delete_certificate(group["id"], row["id"])
+    await _refresh(request)
     return no_content()

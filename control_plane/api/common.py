@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,8 +25,6 @@ from shared.errors import (
 from shared.forms import form_to_body
 from shared.jsonbody import loads_strict
 
-logger = logging.getLogger("portico.control_plane.api")
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_BODY = 4 * 1024 * 1024
 
@@ -38,15 +35,18 @@ def json(data: Any, status: int = 200) -> Response:
 
 
 def no_content() -> Response:
+    """Return an empty 204 response."""
     return Response(status_code=204)
 
 
 def store(request: Request) -> Store:
+    """Return the store the app serves."""
     result: Store = request.app.state.store
     return result
 
 
 def settings(request: Request) -> Settings:
+    """Return the control plane's settings."""
     result: Settings = request.app.state.settings
     return result
 
@@ -78,11 +78,12 @@ def as_problem(exc: Exception) -> Problem:
         return Problem(exc.status_code, str(exc.detail))
     if isinstance(exc, PorticoError):
         return Problem(400, str(exc))
-    logger.error("unexpected error while serving a request", exc_info=exc)
+    # A bug: uvicorn logs it with its traceback once this answer is sent.
     return Problem(500, "an unexpected error occurred; see the control plane log")
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
+    """Answer any error raised by an endpoint as problem+json."""
     return problem_response(request, as_problem(exc))
 
 
@@ -134,6 +135,7 @@ async def read_body(request: Request, type_name: str | None) -> dict[str, Any]:
 
 
 async def group_or_404(request: Request, group_id: str) -> dict[str, Any]:
+    """Return the addressed runtime group, or refuse with 404."""
     group = await store(request).get_group(group_id)
     if group is None:
         raise not_found("runtime group", group_id)

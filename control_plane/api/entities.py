@@ -151,7 +151,7 @@ async def list_entities(request: Request) -> Response:
         (
             e
             for e in state.tables[type_name].values()
-            if e["id"] > offset and _matches_tags(e, tags) and editor_in_scope(e, scope)
+            if e["id"] > offset and _matches_tags(e, tags) and editor.in_scope(e, scope)
         ),
         key=lambda e: str(e["id"]),
     )
@@ -168,13 +168,6 @@ async def list_entities(request: Request) -> Response:
             "offset": following,
         }
     )
-
-
-def editor_in_scope(entity: dict[str, Any], scope: Scope | None) -> bool:
-    if scope is None:
-        return True
-    ref = entity.get(scope.field)
-    return isinstance(ref, dict) and ref.get("id") == scope.parent_id
 
 
 async def get_entity(request: Request) -> Response:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from control_plane.api.common import json
 
 PARAM = re.compile(r"{([a-z_]+)(?::[a-z]+)?}")
+DOCUMENTED = ("/v2/", "/health", "/openapi.json")
 PUBLIC = {"/health", "/openapi.json", "/v2/openapi.json"}
 
 
@@ -52,7 +53,8 @@ def build(routes: list[Any]) -> dict[str, Any]:
     """Return the OpenAPI 3.0 document describing `routes`."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        if not isinstance(route, Route):
+        # The browser UI's files are not part of the API.
+        if not isinstance(route, Route) or not route.path.startswith(DOCUMENTED):
             continue
         path = PARAM.sub(r"{\1}", route.path)
         for method in sorted(route.methods or ()):

@@ -30,6 +30,7 @@ class Vocabulary:
     wraps_status: bool
 
     def cluster_type(self, internal: str) -> str:
+        """Return this family's name of an internal cluster type."""
         return self.cluster_types[internal]
 
     def group_view(self, group: dict[str, Any], settings: Settings) -> dict[str, Any]:

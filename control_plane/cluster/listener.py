@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,19 +26,16 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from control_plane import pki
-from control_plane.cluster.certificates import (
-    CertificateStore,
-    PinnedCertificates,
-    peer_fingerprint,
-)
+from control_plane.cluster.certificates import PinnedCertificates, peer_fingerprint
 from control_plane.cluster.frames import ConfigFrames
-from control_plane.cluster.node import NodeStatus, plugin_issue
+from control_plane.cluster.node import NodeStatus
 from control_plane.cluster.propagation import PropagationClock
+from control_plane.cluster.session import ClusterStore, NodeSession, Refused, Services
 from control_plane.cluster.telemetry import TelemetryListener
 from control_plane.hub import SnapshotHub
 from control_plane.settings import Settings
 from shared.errors import ProtocolError
-from shared.messages import MAX_FRAME_SIZE, Applied, ApplyError, Hello, decode
+from shared.messages import MAX_FRAME_SIZE, Hello, decode
 
 logger = logging.getLogger(__name__)
 
@@ -47,27 +43,12 @@ OUTLET_PATH = re.compile(r"/cp/([A-Za-z0-9._-]{1,128})/v1/outlet")
 
 # How long a node may take to send its hello after the WebSocket opens.
 HELLO_TIMEOUT = 10.0
-# How often a connection re-checks its node's state (held, alive) between
-# pushes; and how often it saves an unchanged state and re-checks that the
-# node's certificate is still pinned.
-STATUS_INTERVAL = 5.0
+# See Services for these two.
+STATUS_INTERVAL = 1.0
 RECHECK_INTERVAL = 30.0
-# How often pinned certificates are reloaded into the TLS context.
-CERT_REFRESH_INTERVAL = 5.0
-
-
-class ClusterStore(CertificateStore, Protocol):
-    """The store methods the cluster listener uses."""
-
-    async def get_group(self, group_id: str) -> dict[str, Any] | None: ...
-
-    async def composites_of(self, group_id: str) -> list[str]: ...
-
-    async def upsert_node(self, group_id: str, node: dict[str, Any]) -> None: ...
-
-    async def set_node_connected(
-        self, group_id: str, node_id: str, connected: bool
-    ) -> None: ...
+# How often pinned certificates are reloaded into the TLS context. Remove the
+# polling when the store signals pinned-certificate changes.
+CERT_REFRESH_INTERVAL = 1.0
 
 
 def server_hostnames(settings: Settings) -> list[str]:
@@ -80,16 +61,6 @@ def server_hostnames(settings: Settings) -> list[str]:
     names += ["localhost", "127.0.0.1"]
     wildcard = {"", "0.0.0.0", "::"}
     return [name for name in dict.fromkeys(names) if name not in wildcard]
-
-
-class _Refused(Exception):
-    """Raised to end a connection whose node may no longer be served."""
-
-    def __init__(self, code: CloseCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        # A close frame has room for 123 bytes of reason.
-        self.reason = reason.encode()[:123].decode(errors="ignore")
 
 
 class ClusterListener:
@@ -129,6 +100,7 @@ class ClusterListener:
         self._server: Server | None = None
         self._refresher: asyncio.Task[None] | None = None
         self.certificates: PinnedCertificates | None = None
+        self._services: Services | None = None
         self.telemetry: TelemetryListener | None = None
 
     @property
@@ -153,8 +125,23 @@ class ClusterListener:
             cert, key = pki.ensure_server_certificate(
                 settings.prefix, server_hostnames(settings)
             )
-        self.certificates = PinnedCertificates(self._store, cert, key)
+        try:
+            self.certificates = PinnedCertificates(self._store, cert, key)
+        except OSError as exc:  # ssl.SSLError included
+            raise OSError(
+                exc.errno, f"cannot load the server certificate {cert}: {exc}"
+            ) from exc
         await self.certificates.refresh()
+        self._services = Services(
+            store=self._store,
+            hub=self._hub,
+            certificates=self.certificates,
+            frames=self._frames,
+            clock=self._clock,
+            max_frame_size=self._max_frame_size,
+            status_interval=self._status_interval,
+            recheck_interval=self._recheck_interval,
+        )
 
         self._server = await serve(
             self._serve,
@@ -173,7 +160,15 @@ class ClusterListener:
             ping_interval=self._ping_interval,
             ping_timeout=self._ping_timeout,
         )
-        await self.telemetry.start()
+        try:
+            await self.telemetry.start()
+        except OSError as exc:
+            self._server.close()
+            await self._server.wait_closed()
+            raise OSError(
+                exc.errno,
+                f"{exc.strerror} (telemetry listener {settings.telemetry_listen})",
+            ) from exc
         self._refresher = asyncio.create_task(self._refresh_certificates())
         logger.info("cluster listener up on %s:%d", *self.address)
 
@@ -211,15 +206,15 @@ class ClusterListener:
     async def _serve(self, connection: ServerConnection) -> None:
         """Serve one data plane node until it or the control plane goes away.
 
-        After the node passes the checks and says hello, two tasks run: the
-        reader takes the node's applied and error frames, the writer pushes
-        config versions. When either ends, for whatever reason, the other is
-        cancelled and the connection is closed.
+        The node is admitted (pinned certificate, group, hello), then a
+        :class:`NodeSession` runs its reader and writer until either ends.
         """
+        services = self._services
+        assert services is not None, "listener not started"
         group_id = _group_of(connection)
         try:
-            node = await self._admit(connection, group_id)
-        except _Refused as refusal:
+            node = await self._admit(services, connection, group_id)
+        except Refused as refusal:
             await connection.close(refusal.code, refusal.reason)
             return
         except ConnectionClosed:
@@ -242,28 +237,18 @@ class ClusterListener:
             group_id,
         )
 
-        reader = asyncio.create_task(self._read(connection, group_id, node))
-        writer = asyncio.create_task(self._write(connection, group_id, node))
-        code, reason = CloseCode.NORMAL_CLOSURE, ""
         try:
-            done, _ = await asyncio.wait(
-                {reader, writer}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in done:
-                code, reason = self._report_end(task, node)
+            await NodeSession(services, connection, group_id, node).run()
         finally:
-            for task in (reader, writer):
-                task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
-            await connection.close(code, reason)
             await self._forget(key, connection)
 
-    async def _admit(self, connection: ServerConnection, group_id: str) -> NodeStatus:
+    async def _admit(
+        self, services: Services, connection: ServerConnection, group_id: str
+    ) -> NodeStatus:
         """Check the certificate, the group and the hello; return the node."""
-        assert self.certificates is not None, "listener not started"
         peer = connection.remote_address
         digest = peer_fingerprint(connection)
-        if not await self.certificates.is_pinned(group_id, digest):
+        if not await services.certificates.is_pinned(group_id, digest):
             logger.warning(
                 "refused peer %s on runtime group %s: client certificate %s "
                 "is not pinned to it",
@@ -271,7 +256,7 @@ class ClusterListener:
                 group_id,
                 digest or "(none)",
             )
-            raise _Refused(
+            raise Refused(
                 CloseCode.POLICY_VIOLATION,
                 "client certificate is not pinned to this runtime group",
             )
@@ -280,24 +265,22 @@ class ClusterListener:
         hello = await self._read_hello(connection, peer)
         node = NodeStatus(hello)
         if node.version_issue is not None:
-            await self._save(group_id, node, connected=False)
+            await services.save(group_id, node, connected=False)
             logger.warning(
                 "refused node %s on runtime group %s: %s",
                 node.id,
                 group_id,
                 node.version_issue["description"],
             )
-            raise _Refused(
-                CloseCode.POLICY_VIOLATION, node.version_issue["description"]
-            )
+            raise Refused(CloseCode.POLICY_VIOLATION, node.version_issue["description"])
 
-        await self._save(group_id, node)
+        await services.save(group_id, node)
         # A membership change may have raced this connection: the store
         # refuses to add a group with connected nodes, so looking again
         # after saving this node as connected closes the gap.
         try:
             await self._check_not_member(group_id, peer)
-        except _Refused:
+        except Refused:
             await self._store.set_node_connected(group_id, node.id, False)
             raise
         return node
@@ -311,7 +294,7 @@ class ClusterListener:
                 group_id,
                 ", ".join(composites),
             )
-            raise _Refused(
+            raise Refused(
                 CloseCode.POLICY_VIOLATION,
                 f"runtime group {group_id} is a member of composite runtime "
                 f"group {', '.join(composites)}; connect to the composite",
@@ -323,125 +306,13 @@ class ClusterListener:
                 frame = await connection.recv()
             message = decode(frame, max_size=self._max_frame_size)
         except TimeoutError:
-            raise _Refused(CloseCode.POLICY_VIOLATION, "no hello in time") from None
+            raise Refused(CloseCode.POLICY_VIOLATION, "no hello in time") from None
         except ProtocolError as exc:
             logger.warning("peer %s sent a bad hello: %s", peer, exc)
-            raise _Refused(CloseCode.PROTOCOL_ERROR, str(exc)[:120]) from None
+            raise Refused(CloseCode.PROTOCOL_ERROR, str(exc)[:120]) from None
         if not isinstance(message, Hello):
-            raise _Refused(CloseCode.PROTOCOL_ERROR, "the first frame must be hello")
+            raise Refused(CloseCode.PROTOCOL_ERROR, "the first frame must be hello")
         return message
-
-    async def _read(
-        self, connection: ServerConnection, group_id: str, node: NodeStatus
-    ) -> None:
-        """Take the node's frames until the connection closes."""
-        async for frame in connection:
-            message = decode(frame, max_size=self._max_frame_size)
-            node.last_ping = time.time()
-            if isinstance(message, Applied):
-                node.applied(message, self._clock.lag_ms(group_id, message.version))
-                logger.debug(
-                    "node %s applied version %d of runtime group %s",
-                    node.id,
-                    message.version,
-                    group_id,
-                )
-            elif isinstance(message, ApplyError):
-                node.failed(message)
-                logger.warning(
-                    "node %s failed to apply version %d of runtime group %s: %s",
-                    node.id,
-                    message.version,
-                    group_id,
-                    node.error,
-                )
-            else:
-                raise ProtocolError(f"unexpected {message.TYPE} message")
-            await self._save(group_id, node)
-
-    async def _write(
-        self, connection: ServerConnection, group_id: str, node: NodeStatus
-    ) -> None:
-        """Push every version that differs from the node's, newest only."""
-        sent = node.config_version
-        current = self._hub.current(group_id)
-        if current is not None and current.version == sent and not node.runs(current):
-            # Same version number but other content: the node ran another
-            # group, or a control plane whose database was reset.
-            sent = None
-
-        while True:
-            try:
-                async with asyncio.timeout(self._status_interval):
-                    snapshot = await self._hub.wait_newer(group_id, sent)
-            except TimeoutError:
-                await self._heartbeat(connection, group_id, node)
-                continue
-            sent = snapshot.version
-            self._clock.seen(snapshot)
-
-            node.plugin_issue = plugin_issue(node.plugins, snapshot)
-            if node.plugin_issue is not None:
-                logger.warning(
-                    "not pushing version %d of runtime group %s to node %s: %s",
-                    snapshot.version,
-                    group_id,
-                    node.id,
-                    node.plugin_issue["description"],
-                )
-            else:
-                frame = await self._frames.get(snapshot)
-                await connection.send(frame)
-                node.sent_version = snapshot.version
-                logger.debug(
-                    "pushed version %d of runtime group %s to node %s (%d bytes)",
-                    snapshot.version,
-                    group_id,
-                    node.id,
-                    len(frame),
-                )
-            await self._save(group_id, node)
-
-    async def _heartbeat(
-        self, connection: ServerConnection, group_id: str, node: NodeStatus
-    ) -> None:
-        # websockets pings the node and closes the connection when the pongs
-        # stop, so a connection still open here has a live node.
-        node.last_ping = time.time()
-        state = node.sync_state(
-            self._hub.current(group_id), self._hub.is_held(group_id)
-        )
-        stale = time.monotonic() - node.saved_at > self._recheck_interval
-        if stale:
-            # An unpinned certificate, or a deleted group, ends the session
-            # too, not only the next handshake.
-            assert self.certificates is not None, "listener not started"
-            digest = peer_fingerprint(connection)
-            if not await self.certificates.is_pinned(group_id, digest):
-                logger.warning(
-                    "closing node %s: its certificate is no longer pinned to "
-                    "runtime group %s",
-                    node.id,
-                    group_id,
-                )
-                raise _Refused(
-                    CloseCode.POLICY_VIOLATION,
-                    "client certificate is no longer pinned to this runtime group",
-                )
-        if stale or state != node.saved_state:
-            await self._save(group_id, node)
-
-    async def _save(
-        self, group_id: str, node: NodeStatus, *, connected: bool = True
-    ) -> None:
-        record = node.record(
-            self._hub.current(group_id),
-            self._hub.is_held(group_id),
-            connected=connected,
-        )
-        await self._store.upsert_node(group_id, record)
-        node.saved_at = time.monotonic()
-        node.saved_state = record["sync_state"]
 
     async def _forget(self, key: tuple[str, str], connection: ServerConnection) -> None:
         group_id, node_id = key
@@ -456,21 +327,6 @@ class ClusterListener:
         except Exception:
             logger.exception("cannot mark node %s disconnected", node_id)
         logger.info("node %s left runtime group %s", node_id, group_id)
-
-    def _report_end(
-        self, task: asyncio.Task[None], node: NodeStatus
-    ) -> tuple[CloseCode, str]:
-        """Log why a reader or writer ended; return the close code to send."""
-        exc = task.exception()
-        if exc is None or isinstance(exc, ConnectionClosed):
-            return CloseCode.NORMAL_CLOSURE, ""
-        if isinstance(exc, _Refused):
-            return exc.code, exc.reason
-        if isinstance(exc, ProtocolError):
-            logger.warning("node %s broke the protocol: %s", node.id, exc)
-            return CloseCode.PROTOCOL_ERROR, str(exc)[:120]
-        logger.error("connection of node %s failed", node.id, exc_info=exc)
-        return CloseCode.INTERNAL_ERROR, "internal error"
 
 
 def _group_of(connection: ServerConnection) -> str:

@@ -89,10 +89,9 @@ class NodeStatus:
         self.labels = dict(hello.labels)
         self.plugins = frozenset(hello.plugins)
 
-        # What the node runs and what it was last sent.
+        # What the node runs, and how its last version went.
         self.config_version = hello.config_version
         self.config_hash = hello.config_hash
-        self.sent_version: int | None = None
         self.lag_ms: float | None = None
         self.error: str | None = None
 

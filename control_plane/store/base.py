@@ -1,9 +1,11 @@
 """The store interface every backend implements.
 
 The admin API and the cluster listener only ever talk to a :class:`Store`.
-A backend runs each operation as one transaction: an entity write, the
+A backend runs each operation in one transaction: an entity write, the
 version bumps of its group and of every composite holding it, and the new
-snapshot rows commit together or not at all. After a commit the backend hands
+snapshot rows commit together or not at all. (Entity writes that queue up
+while the database is busy may share a transaction; each still succeeds or
+fails as a whole.) After a commit the backend hands
 a :class:`Commit` to the `on_commit` callback on the event loop thread, in
 commit order, so that publishing snapshots follows the order of writes.
 """

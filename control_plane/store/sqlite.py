@@ -1,22 +1,22 @@
-"""The SQLite store, through sqlite-utils; every SQL statement lives here.
+"""The SQLite store: runtime groups, memberships, entities and snapshots.
 
-All database work runs on one dedicated worker thread: writes are serialized
-(so limits and uniqueness checks cannot race) and the event loop stays free.
-The database runs in WAL mode; an operation is one transaction.
+Every SQL statement of Portico lives in this module and its two siblings
+(`sqlite_worker`, `sqlite_records`). An entity write, the version bumps of
+its group and of every composite holding it, and the snapshot rows commit
+in one transaction; the in-memory configs move only once it succeeded.
+Entity writes that arrive while the worker is busy commit together, so a
+burst costs one rebuild per group instead of one per write.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-import sqlite_utils
 
 from control_plane.config_cache import (
     CONFLICT,
@@ -29,113 +29,27 @@ from control_plane.config_cache import (
 from control_plane.group_state import GroupState
 from control_plane.memberships import check_change
 from control_plane.problems import Problem, not_found
-from control_plane.store.base import Commit, CompositeStatus, Plan, Store
-from shared.snapshot import Conflict, Snapshot, config_hash
+from control_plane.store.base import Commit, CompositeStatus, EditResult, Plan, Store
+from control_plane.store.sqlite_records import SqliteRecords
+from control_plane.store.sqlite_worker import dumps as _dumps
+from shared.snapshot import Snapshot, config_hash
 
 T = TypeVar("T")
 
 COMPOSITE = "composite"
 
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE groups (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        description TEXT NOT NULL,
-        labels TEXT NOT NULL,
-        cluster_type TEXT NOT NULL,
-        auth_type TEXT NOT NULL,
-        proxy_urls TEXT NOT NULL,
-        config_version INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE memberships (
-        composite_id TEXT NOT NULL REFERENCES groups(id),
-        member_id TEXT NOT NULL REFERENCES groups(id),
-        position INTEGER NOT NULL,
-        PRIMARY KEY (composite_id, member_id)
-    );
-    CREATE INDEX memberships_by_member ON memberships(member_id);
-    CREATE TABLE entities (
-        group_id TEXT NOT NULL REFERENCES groups(id),
-        type TEXT NOT NULL,
-        id TEXT NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (group_id, type, id)
-    );
-    CREATE TABLE snapshots (
-        group_id TEXT PRIMARY KEY REFERENCES groups(id),
-        version INTEGER NOT NULL,
-        hash TEXT NOT NULL,
-        state TEXT NOT NULL,
-        conflicts TEXT NOT NULL,
-        held_config BLOB,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE tokens (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        digest TEXT NOT NULL UNIQUE,
-        role TEXT NOT NULL,
-        groups TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        revoked_at TEXT
-    );
-    CREATE TABLE certificates (
-        id TEXT PRIMARY KEY,
-        group_id TEXT NOT NULL REFERENCES groups(id),
-        cert TEXT NOT NULL,
-        title TEXT,
-        fingerprint TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
-    );
-    CREATE TABLE nodes (
-        group_id TEXT NOT NULL REFERENCES groups(id),
-        id TEXT NOT NULL,
-        body TEXT NOT NULL,
-        connected INTEGER NOT NULL,
-        PRIMARY KEY (group_id, id)
-    );
-    """,
-)
 
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class SqliteStore(Store):
+class SqliteStore(SqliteRecords, Store):
     """Keep everything in one SQLite file, caching configs in memory."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="portico-store")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._db: sqlite_utils.Database | None = None
+        super().__init__(path)
+        # Edits waiting for the worker, and whether a drain is scheduled.
+        self._pending: deque[tuple[str, Plan[Any], asyncio.Future[Any]]] = deque()
+        self._draining = False
         self._groups: dict[str, dict[str, Any]] = {}
         self._members: dict[str, list[str]] = {}
         self._cache = ConfigCache()
-
-    # Plumbing: every call below runs on the worker thread.
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        return await loop.run_in_executor(self._executor, fn, *args)
-
-    @property
-    def db(self) -> sqlite_utils.Database:
-        assert self._db is not None, "the store is not open"
-        return self._db
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cursor = self.db.execute(sql, params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _notify(self, commit: Commit) -> None:
         callback = self.on_commit
@@ -148,29 +62,13 @@ class SqliteStore(Store):
         await self._run(self._open)
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path))
-        self._db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self._connect()
         with self.db.conn:
-            self.db.execute("UPDATE nodes SET connected = 0")
-        self._load()
-
-    def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-        )
-        row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        current = row[0] or 0
-        for number, script in enumerate(MIGRATIONS, start=1):
-            if number <= current:
-                continue
-            self.db.executescript(
-                f"BEGIN; {script} INSERT INTO schema_version VALUES ({number}); COMMIT;"
+            self.db.execute(
+                "UPDATE nodes SET connected = 0,"
+                " body = json_set(body, '$.connected', json('false'))"
             )
+        self._load()
 
     def _load(self) -> None:
         for row in self._rows("SELECT * FROM groups ORDER BY created_at, id"):
@@ -205,11 +103,6 @@ class SqliteStore(Store):
             )
         self._cache.install(plan)
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self.db.conn.close)
-        self._executor.shutdown(wait=True)
-
     async def current_snapshots(self) -> list[tuple[Snapshot, bool]]:
         def read() -> list[tuple[Snapshot, bool]]:
             statuses = self._cache.statuses
@@ -230,9 +123,11 @@ class SqliteStore(Store):
         return group
 
     def members(self, composite_id: str) -> list[str]:
+        """Return a composite's members (worker thread)."""
         return self._members.get(composite_id, [])
 
     def composites(self, group_id: str) -> list[str]:
+        """Return the composites holding a group (worker thread)."""
         return [c for c, members in self._members.items() if group_id in members]
 
     def _group(self, group_id: str) -> dict[str, Any]:
@@ -397,40 +292,112 @@ class SqliteStore(Store):
         return await self._run(read)
 
     async def edit(self, group_id: str, plan: Plan[T]) -> T:
-        return await self._run(self._edit, group_id, plan)
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((group_id, plan, future))
+        if not self._draining:
+            self._start_drain(loop)
+        result: T = await future
+        return result
 
-    def _edit(self, group_id: str, planner: Plan[T]) -> T:
+    def _start_drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Runs on the loop thread only, so `_draining` needs no lock.
+        self._draining = True
+        done = loop.run_in_executor(self._executor, self._drain)
+        done.add_done_callback(lambda _: self._drained(loop))
+
+    def _drained(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._draining = False
+        if self._pending:
+            self._start_drain(loop)
+
+    def _drain(self) -> None:
+        """Apply every pending edit in one transaction (worker thread).
+
+        Edits that queued up while the previous transaction ran commit
+        together: each plan sees the state the edits before it left, a plan
+        that raises fails alone, and every touched group and composite is
+        rebuilt once. Each applied edit still bumps the version by one.
+        """
+        batch = []
+        while self._pending:
+            batch.append(self._pending.popleft())
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        states: dict[str, GroupState] = {}
+        counts: dict[str, int] = {}
+        changes: list[tuple[str, EditResult[Any]]] = []
+        for group_id, planner, future in batch:
+            try:
+                state = states.get(group_id) or self._editable(group_id)
+                result = planner(state)
+            except Exception as exc:
+                outcomes.append((future, None, exc))
+                continue
+            if result.upserts or result.deletes:
+                states[group_id] = state.with_changes(result.upserts, result.deletes)
+                counts[group_id] = counts.get(group_id, 0) + 1
+                changes.append((group_id, result))
+            outcomes.append((future, result.value, None))
+        if changes:
+            try:
+                self._commit_changes(states, counts, changes)
+            except Exception as exc:
+                # Nothing was applied: every edit of the batch fails with it.
+                outcomes = [(f, None, e or exc) for f, _, e in outcomes]
+        assert self._loop is not None, "edits come from the event loop"
+        for future, value, error in outcomes:
+            self._loop.call_soon_threadsafe(_settle, future, value, error)
+
+    def _editable(self, group_id: str) -> GroupState:
         group = self._group(group_id)
-        state = self._cache.states[group_id]
-        result = planner(state)
-        if not result.upserts and not result.deletes:
-            return result.value
-        new_state = state.with_changes(result.upserts, result.deletes)
-        version = group["config_version"] + 1
-        composites = {
-            c: (self._groups[c]["config_version"] + 1, self.members(c))
-            for c in self.composites(group_id)
-        }
-        plan = self._cache.plan_standard(group_id, new_state, version, composites)
-        with self.db.conn:
-            for type_name, entity_id in result.deletes:
-                self.db.execute(
-                    "DELETE FROM entities WHERE group_id = ? AND type = ? AND id = ?",
-                    [group_id, type_name, entity_id],
-                )
-            self.db.conn.executemany(
-                "INSERT OR REPLACE INTO entities (group_id, type, id, body) "
-                "VALUES (?, ?, ?, ?)",
-                [(group_id, t, e["id"], _dumps(e)) for t, e in result.upserts],
+        state = self._cache.states.get(group_id)
+        if state is None:
+            raise Problem(
+                400, f"runtime group '{group['name']}' holds no entities of its own"
             )
-            self._bump(group_id, version)
-            for composite_id, (composite_version, _) in composites.items():
-                self._bump(composite_id, composite_version)
+        return state
+
+    def _commit_changes(
+        self,
+        states: dict[str, GroupState],
+        counts: dict[str, int],
+        changes: list[tuple[str, EditResult[Any]]],
+    ) -> None:
+        versions = {g: self._groups[g]["config_version"] + n for g, n in counts.items()}
+        composite_counts: dict[str, int] = {}
+        for group_id, count in counts.items():
+            for composite_id in self.composites(group_id):
+                composite_counts[composite_id] = (
+                    composite_counts.get(composite_id, 0) + count
+                )
+        composites = {
+            c: (self._groups[c]["config_version"] + n, self.members(c))
+            for c, n in composite_counts.items()
+        }
+        plan = self._cache.plan_groups(
+            {g: (states[g], versions[g]) for g in states}, composites
+        )
+        with self.db.conn:
+            for group_id, result in changes:
+                for type_name, entity_id in result.deletes:
+                    self.db.execute(
+                        "DELETE FROM entities"
+                        " WHERE group_id = ? AND type = ? AND id = ?",
+                        [group_id, type_name, entity_id],
+                    )
+                self.db.conn.executemany(
+                    "INSERT OR REPLACE INTO entities (group_id, type, id, body) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(group_id, t, e["id"], _dumps(e)) for t, e in result.upserts],
+                )
+            for group_id, version in versions.items():
+                self._bump(group_id, version)
+            for composite_id, (version, _) in composites.items():
+                self._bump(composite_id, version)
             self._persist(plan)
-        versions = {c: v for c, (v, _) in composites.items()}
-        versions[group_id] = version
+        versions.update({c: v for c, (v, _) in composites.items()})
         self._finish(plan, versions)
-        return result.value
 
     def _bump(self, group_id: str, version: int) -> None:
         self.db.execute(
@@ -484,165 +451,14 @@ class SqliteStore(Store):
 
         return await self._run(read)
 
-    # Tokens.
 
-    async def create_token(self, token: dict[str, Any]) -> None:
-        def write() -> None:
-            row = dict(token, groups=_dumps(token.get("groups", [])))
-            with self.db.conn:
-                self.db.table("tokens").insert(row)
-
-        await self._run(write)
-
-    async def find_token(self, digest: str) -> dict[str, Any] | None:
-        rows = await self._run(
-            self._rows,
-            "SELECT * FROM tokens WHERE digest = ? AND revoked_at IS NULL",
-            [digest],
-        )
-        return _token(rows[0]) if rows else None
-
-    async def list_tokens(self) -> list[dict[str, Any]]:
-        rows = await self._run(
-            self._rows,
-            "SELECT * FROM tokens WHERE revoked_at IS NULL ORDER BY created_at, id",
-        )
-        return [_token(row) for row in rows]
-
-    async def revoke_token(self, token_id: str) -> bool:
-        def write() -> bool:
-            with self.db.conn:
-                cursor = self.db.execute(
-                    "UPDATE tokens SET revoked_at = ?"
-                    " WHERE id = ? AND revoked_at IS NULL",
-                    [now_iso(), token_id],
-                )
-            return bool(cursor.rowcount)
-
-        return await self._run(write)
-
-    async def count_tokens(self) -> int:
-        rows = await self._run(
-            self._rows, "SELECT COUNT(*) AS n FROM tokens WHERE revoked_at IS NULL"
-        )
-        return int(rows[0]["n"])
-
-    # Certificates.
-
-    async def add_certificate(self, group_id: str, cert: dict[str, Any]) -> None:
-        def write() -> None:
-            self._group(group_id)
-            with self.db.conn:
-                self.db.table("certificates").insert(dict(cert, group_id=group_id))
-
-        await self._run(write)
-
-    async def pinned_certificates(self, group_id: str) -> list[dict[str, Any]]:
-        return await self._run(
-            self._rows,
-            "SELECT id, cert, title, fingerprint, created_at, updated_at"
-            " FROM certificates WHERE group_id = ? ORDER BY created_at, id",
-            [group_id],
-        )
-
-    async def delete_certificate(self, group_id: str, cert_id: str) -> bool:
-        def write() -> bool:
-            with self.db.conn:
-                cursor = self.db.execute(
-                    "DELETE FROM certificates WHERE group_id = ? AND id = ?",
-                    [group_id, cert_id],
-                )
-            return bool(cursor.rowcount)
-
-        return await self._run(write)
-
-    # Nodes.
-
-    async def upsert_node(self, group_id: str, node: dict[str, Any]) -> None:
-        def write() -> None:
-            rows = self._rows(
-                "SELECT body FROM nodes WHERE group_id = ? AND id = ?",
-                [group_id, node["id"]],
-            )
-            now = int(time.time())
-            body = orjson.loads(rows[0]["body"]) if rows else {"created_at": now}
-            body.update(node)
-            body["updated_at"] = now
-            with self.db.conn:
-                self.db.execute(
-                    "INSERT OR REPLACE INTO nodes (group_id, id, body, connected)"
-                    " VALUES (?, ?, ?, ?)",
-                    [
-                        group_id,
-                        node["id"],
-                        _dumps(body),
-                        int(bool(body.get("connected"))),
-                    ],
-                )
-
-        await self._run(write)
-
-    async def set_node_connected(
-        self, group_id: str, node_id: str, connected: bool
-    ) -> None:
-        def write() -> None:
-            with self.db.conn:
-                self.db.execute(
-                    "UPDATE nodes SET connected = ?,"
-                    " body = json_set(body, '$.connected', json(?))"
-                    " WHERE group_id = ? AND id = ?",
-                    [
-                        int(connected),
-                        "true" if connected else "false",
-                        group_id,
-                        node_id,
-                    ],
-                )
-
-        await self._run(write)
-
-    def _count_connected(self, group_id: str) -> int:
-        row = self.db.execute(
-            "SELECT COUNT(*) FROM nodes WHERE group_id = ? AND connected = 1",
-            [group_id],
-        ).fetchone()
-        return int(row[0])
-
-    async def count_connected_nodes(self, group_id: str) -> int:
-        return await self._run(self._count_connected, group_id)
-
-    async def list_nodes(self, group_id: str) -> list[dict[str, Any]]:
-        rows = await self._run(
-            self._rows,
-            "SELECT body FROM nodes WHERE group_id = ? ORDER BY id",
-            [group_id],
-        )
-        return [orjson.loads(row["body"]) for row in rows]
-
-    async def delete_node(self, group_id: str, node_id: str) -> bool:
-        def write() -> bool:
-            with self.db.conn:
-                cursor = self.db.execute(
-                    "DELETE FROM nodes WHERE group_id = ? AND id = ?",
-                    [group_id, node_id],
-                )
-            return bool(cursor.rowcount)
-
-        return await self._run(write)
-
-
-def _token(row: dict[str, Any]) -> dict[str, Any]:
-    return dict(row, groups=orjson.loads(row["groups"]))
-
-
-def conflicts_from_json(items: list[dict[str, Any]]) -> tuple[Conflict, ...]:
-    """Rebuild conflicts persisted by :meth:`SqliteStore._persist`."""
-    return tuple(
-        Conflict(
-            i["cluster_id"],
-            i["description"],
-            i["resource"]["id"],
-            i["resource"]["type"],
-        )
-        for i in items
-    )
+def _settle(
+    future: asyncio.Future[Any], value: Any, error: BaseException | None
+) -> None:
+    """Hand an edit's outcome to its caller (event loop thread)."""
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)

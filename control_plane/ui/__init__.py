@@ -83,8 +83,10 @@ def ui_routes() -> list[BaseRoute]:
     async def to_ui(request: Request) -> Response:
         return RedirectResponse("/ui/", status_code=307)
 
+    # Static files are not part of the admin API, so its OpenAPI document
+    # leaves them out.
     return [
-        Route("/", to_ui, methods=["GET"]),
-        Route("/ui", to_ui, methods=["GET"]),
-        Route("/ui/{path:path}", serve, methods=["GET"]),
+        Route("/", to_ui, methods=["GET"], include_in_schema=False),
+        Route("/ui", to_ui, methods=["GET"], include_in_schema=False),
+        Route("/ui/{path:path}", serve, methods=["GET"], include_in_schema=False),
     ]

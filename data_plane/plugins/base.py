@@ -4,11 +4,13 @@ A plugin is built once per config from its entity (`build(config, index)`),
 then its `access(ctx)` runs for every request of the routes it applies to,
 in Kong's order (higher PRIORITY first, ties by name in reverse). `access`
 either returns a :class:`LocalResponse`, which ends the request, or None and
-may record upstream header rewrites and the authenticated consumer in `ctx`.
+may record upstream header rewrites and the authenticated consumer in `ctx`;
+a plugin that has to wait returns a :data:`Deferred` of either.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,13 +53,18 @@ class RequestContext:
         self.upstream_headers[name.lower()] = (name, value)
 
 
+# A plugin that must wait (for a password check in a worker thread) returns
+# a future of its answer; the request resumes when it is done.
+Deferred = asyncio.Future[LocalResponse | None]
+
+
 class Plugin(Protocol):
     """A plugin instance compiled from one plugin entity."""
 
     name: str
     priority: int
 
-    def access(self, ctx: RequestContext) -> LocalResponse | None:
+    def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
         """Inspect the request; return a response to end it here."""
         ...
 

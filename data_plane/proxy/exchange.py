@@ -6,17 +6,20 @@ route's plugins, and either answers itself or sends the request upstream,
 streaming the body both ways. Bodies are never buffered whole: a side whose
 transport buffer is full pauses reading on the other side.
 
-Retries: a failed connect is retried up to the service's `retries`; a
-reused pooled connection that closes before answering is retried once on a
-fresh one, if no more than the retained body has been sent.
+Retries: a failed connect is retried up to the service's `retries`; an
+idempotent request on a reused pooled connection that closes before
+answering is retried once on a fresh one, if its body was small enough to
+be retained.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
-from data_plane.plugins.base import LocalResponse, RequestContext
+from data_plane.plugins.base import Deferred, LocalResponse, RequestContext
 from data_plane.proxy import responses
 from data_plane.proxy.upstream import UpstreamConnection
 from data_plane.runtime.compiled import RouteTarget, Upstream
@@ -24,6 +27,8 @@ from data_plane.runtime.paths import normalize_path
 
 if TYPE_CHECKING:
     from data_plane.proxy.server import ClientConnection
+
+logger = logging.getLogger(__name__)
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones Portico writes itself.
 _HOP_BY_HOP = frozenset(
@@ -50,6 +55,8 @@ _REQUEST_REWRITTEN = _HOP_BY_HOP | {
 }
 _RESPONSE_REWRITTEN = _HOP_BY_HOP | {b"content-length"}
 
+# Methods a stale pooled connection may be retried for (RFC 9110 9.2.2).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _RETAIN_LIMIT = 64 * 1024  # body bytes kept for a retry on a fresh connection
 _BUFFER_LIMIT = 256 * 1024  # body bytes buffered before reading is paused
 
@@ -75,12 +82,14 @@ class Exchange:
         "retained",
         "retained_size",
         "target",
+        "routed",
         "upstream",
         "conn",
         "attempts",
         "sent_at",
         "head_data",
         "response_started",
+        "pending_head",
         "response_done_",
         "chunked_response",
         "close_after",
@@ -121,6 +130,7 @@ class Exchange:
 
         # Upstream side.
         self.target: RouteTarget | None = None
+        self.routed: tuple[str, int, bytes, str, str] = ("", 0, b"", "", "")
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.attempts = 0
@@ -129,6 +139,7 @@ class Exchange:
 
         # Response side.
         self.response_started = False
+        self.pending_head = b""
         self.response_done_ = False
         self.chunked_response = False
         self.close_after = not keep_alive
@@ -140,11 +151,17 @@ class Exchange:
         """Route the request, run plugins, and answer or go upstream."""
         config = self.client.server.switch.current
         path, _, query = self.url.partition(b"?")
-        if not path.startswith(b"/"):
-            self.respond(responses.BAD_REQUEST, close=True)
-            return
-        text_path = normalize_path(path.decode("latin-1"))
         host = self.header_map.get("host", "")
+        if not path.startswith(b"/"):
+            # RFC 9112 3.2.2: an absolute-form target's authority is the host.
+            scheme, sep, rest = path.partition(b"://")
+            if not sep or scheme.lower() not in (b"http", b"https"):
+                self.respond(responses.BAD_REQUEST, close=True)
+                return
+            authority, _, tail = rest.partition(b"/")
+            host = authority.decode("latin-1")
+            path = b"/" + tail
+        text_path = normalize_path(path.decode("latin-1"))
         hostname = (
             host.rpartition(":")[0] if host.rfind(":") > host.rfind("]") else host
         )
@@ -157,28 +174,59 @@ class Exchange:
         if found is None:
             self.respond(responses.NO_ROUTE)
             return
-        target = self.target = found.target
-
-        overrides: dict[str, tuple[str, str | None]] | None = None
-        if target.plugins:
+        self.target = found.target
+        self.routed = (text_path, found.matched, query, host, hostname)
+        if found.target.plugins:
             ctx = RequestContext(
                 self.method, text_path, self.header_map, self.client.peer_ip
             )
-            for plugin in target.plugins:
-                answer = plugin.access(ctx)
-                if answer is not None:
-                    self.respond(answer)
-                    return
-            overrides = ctx.upstream_headers
+            self._run_plugins(ctx, 0)
+        else:
+            self._forward(None)
+
+    def _run_plugins(self, ctx: RequestContext, start: int) -> None:
+        """Run the route's plugins from `start`; a deferred answer suspends."""
+        assert self.target is not None, "plugins before routing"
+        plugins = self.target.plugins
+        for index in range(start, len(plugins)):
+            answer = plugins[index].access(ctx)
+            if answer is None:
+                continue
+            if isinstance(answer, LocalResponse):
+                self.respond(answer)
+            else:
+                answer.add_done_callback(partial(self._resume, ctx, index + 1))
+            return
+        self._forward(ctx.upstream_headers)
+
+    def _resume(self, ctx: RequestContext, start: int, done: Deferred) -> None:
+        """Continue after a plugin's deferred answer (a password check)."""
+        if self.client.gone or self.local:
+            return
+        try:
+            answer = done.result()
+            if answer is not None:
+                self.respond(answer)
+            else:
+                self._run_plugins(ctx, start)
+        except Exception:
+            logger.exception("unexpected error while running plugins")
+            if not self.response_started:
+                self.respond(responses.INTERNAL_ERROR, close=True)
+
+    def _forward(self, overrides: dict[str, tuple[str, str | None]] | None) -> None:
+        """Send the routed request upstream (or say the route has no service)."""
+        target = self.target
+        assert target is not None, "forward before routing"
         if target.upstream is None:
             self.respond(responses.NO_SERVICE)
             return
         self.upstream = target.upstream
-
-        uri = target.upstream_uri(text_path, found.matched).encode("latin-1")
+        path, matched, query, host, hostname = self.routed
+        uri = target.upstream_uri(path, matched).encode("latin-1")
         if query:
             uri += b"?" + query
-        self.head_data = self._request_head(uri, host, hostname, text_path, overrides)
+        self.head_data = self._request_head(uri, host, hostname, path, overrides)
         if self.expect_continue and not self.request_done:
             self.client.write(responses.CONTINUE)
         self._acquire()
@@ -324,6 +372,8 @@ class Exchange:
         self.buffered = 0
         conn.start(self, upstream, self.method == "HEAD", data)
         self.client.pause_reading("buffer", False)
+        if self.client.write_paused:
+            conn.pause_reading(True)  # the client is not taking data yet
 
     # ResponseSink: what the upstream connection tells us
 
@@ -366,21 +416,27 @@ class Exchange:
         )
         self.response_started = True
         self.client.server.status_counts[status // 100 if status < 600 else 5] += 1
-        self.client.write(b"".join(lines))
+        # Held back to go out with the first body piece: one send, not two.
+        self.pending_head = b"".join(lines)
 
     def response_body(self, chunk: bytes) -> None:
         if not chunk:
             return
+        head, self.pending_head = self.pending_head, b""
         if self.chunked_response:
-            self.client.writelines([b"%x\r\n" % len(chunk), chunk, b"\r\n"])
+            self.client.writelines([head, b"%x\r\n" % len(chunk), chunk, b"\r\n"])
         else:
-            self.client.write(chunk)
+            self.client.writelines([head, chunk])
 
     def response_done(self, reusable: bool) -> None:
         conn, self.conn = self.conn, None
+        head, self.pending_head = self.pending_head, b""
         if self.chunked_response:
-            self.client.write(b"0\r\n\r\n")
+            self.client.writelines([head, b"0\r\n\r\n"])
+        elif head:
+            self.client.write(head)
         self.response_done_ = True
+        self.client.pause_reading("upstream", False)
         if conn is not None:
             if reusable and self.request_done:
                 self.client.server.pool.put(conn)
@@ -395,10 +451,12 @@ class Exchange:
         if self.response_started:
             self.client.abort()  # the client has part of a response: cut it
             return
+        self.client.pause_reading("upstream", False)
         if (
             conn is not None
             and conn.reused
             and not timed_out
+            and self.method in _IDEMPOTENT
             and self.retained is not None
             and not self.client.gone
         ):

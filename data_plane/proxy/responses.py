@@ -22,7 +22,7 @@ BAD_GATEWAY = LocalResponse.message(
     502, "An invalid response was received from the upstream server"
 )
 GATEWAY_TIMEOUT = LocalResponse.message(504, "The upstream server is timing out")
-UNAVAILABLE = LocalResponse.message(503, "the data plane node is shutting down")
+INTERNAL_ERROR = LocalResponse.message(500, "An unexpected error occurred")
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _REASONS[494] = b"Request Header Or Cookie Too Large"

@@ -63,6 +63,7 @@ class ClientConnection(asyncio.Protocol):
         self.gone = False  # the transport is closed
         self._rejected: LocalResponse | None = None
         self._paused: set[str] = set()
+        self.write_paused = False  # the client's transport buffer is full
 
     # asyncio.Protocol
 
@@ -108,11 +109,13 @@ class ClientConnection(asyncio.Protocol):
         self._queue.clear()
 
     def pause_writing(self) -> None:
+        self.write_paused = True
         active = self.active
         if active is not None and active.conn is not None:
             active.conn.pause_reading(True)
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         active = self.active
         if active is not None and active.conn is not None:
             active.conn.pause_reading(False)

@@ -56,6 +56,7 @@ class UpstreamConnection(asyncio.Protocol):
 
         # Timeouts: reads counts data_received calls; the timer compares.
         self._reads = 0
+        self._writes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._write_timeout = 60.0
         self._write_timer: asyncio.TimerHandle | None = None
@@ -155,6 +156,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def write(self, data: list[bytes]) -> None:
         """Send more of the request body."""
+        self._writes += 1
         if self.transport is not None:
             self.transport.writelines(data)
 
@@ -178,13 +180,15 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _arm(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(timeout, self._check_read, self._reads, timeout)
+        seen = self._reads + self._writes
+        self._timer = loop.call_later(timeout, self._check_read, seen, timeout)
 
     def _check_read(self, seen: int, timeout: float) -> None:
         if self.sink is None:
             return
-        if self._reads != seen:
-            self._arm(timeout)  # data arrived since: wait a full timeout again
+        if self._reads + self._writes != seen:
+            # Data moved since (a response, or a slow upload): wait again.
+            self._arm(timeout)
         else:
             self._fail(timed_out=True)
 

@@ -15,6 +15,7 @@ HEADER: dict[str, Any] = {
     "runs": 2,
     "duration": 3.0,
     "pinning": "contender on CPU 1",
+    "load_average": "0.10 / 0.20 / 0.30 before, 1.00 / 0.50 / 0.40 after",
     "machine": {"cpu_model": "AMD EPYC", "cores": 2},
 }
 

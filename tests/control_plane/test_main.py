@@ -187,3 +187,25 @@ def test_dp_cert_cli_writes_a_pinned_certificate_and_key(tmp_path: Path) -> None
                 f"/v2/runtime-groups/{group['id']}/dp-client-certificates"
             ).json()
         assert pinned["items"][0]["cert"] == (out / "cluster.crt").read_text()
+
+
+def test_unreadable_database_is_a_one_line_error(tmp_path: Path) -> None:
+    directory = tmp_path / "not-a-file.db"
+    directory.mkdir()
+    result = run_cli(
+        "--prefix",
+        str(tmp_path),
+        "--database",
+        str(directory),
+        "--admin-listen",
+        f"127.0.0.1:{free_port()}",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "cannot open database" in result.stderr
+
+
+def test_bad_listen_address_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run_cli("--prefix", str(tmp_path), "--admin-listen", "nowhere")
+    assert result.returncode == 1
+    assert "host:port" in result.stderr

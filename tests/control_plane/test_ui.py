@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import socket
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,11 @@ import httpx
 import pytest
 import uvicorn
 import yaml
-from conftest import deadline
 from starlette.applications import Starlette
+from support.processes import ControlPlaneProcess, start_control_plane
 
 from control_plane.ui import CONTENT_TYPES, STATIC, ui_routes
+from tests.conftest import deadline
 
 SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
 JS = STATIC / "js"
@@ -39,6 +42,8 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(deadline(10)):
         while not server.started:
+            if task.done():
+                await task  # raises why the server could not start
             await asyncio.sleep(0.01)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as test_client:
         yield test_client
@@ -75,6 +80,26 @@ def operations(document: dict[str, Any], prefix: str = "") -> set[tuple[str, str
         for method in item
         if method in {"get", "post", "put", "patch", "delete"}
     }
+
+
+@pytest.fixture(scope="module")
+def control_plane(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ControlPlaneProcess]:
+    with start_control_plane(tmp_path_factory.mktemp("ui")) as cp:
+        yield cp
+
+
+def matches(template: str, path: str) -> bool:
+    """Return whether the documented `template` covers the UI's `path`.
+
+    A parameter of the document stands for any one segment, so a generic
+    `core-entities/{collection}` covers `core-entities/services`.
+    """
+    documented, called = template.strip("/").split("/"), path.strip("/").split("/")
+    return len(documented) == len(called) and all(
+        d.startswith("{") or d == c for d, c in zip(documented, called, strict=True)
+    )
 
 
 async def test_the_index_page_is_served_as_html(client: httpx.AsyncClient) -> None:
@@ -168,6 +193,22 @@ def test_every_file_the_page_and_its_modules_load_exists() -> None:
     assert not missing
 
 
+@pytest.mark.parametrize("name", sorted(path.name for path in JS.glob("*.js")))
+def test_every_module_parses_as_a_javascript_module(name: str) -> None:
+    # Node.js is part of the machine the project runs on; it only parses here.
+    node = shutil.which("node")
+    assert node, "node is needed to check the UI's JavaScript"
+
+    result = subprocess.run(
+        [node, "--input-type=module", "--check"],
+        input=(JS / name).read_bytes(),
+        capture_output=True,
+        timeout=deadline(30),
+    )
+
+    assert result.returncode == 0, result.stderr.decode()
+
+
 def test_only_the_api_module_talks_to_the_api() -> None:
     for module in JS.glob("*.js"):
         if module.name == "api.js":
@@ -175,6 +216,19 @@ def test_only_the_api_module_talks_to_the_api() -> None:
         source = module.read_text()
         assert "fetch(" not in source, module.name
         assert '"/v2/' not in source and "`/v2/" not in source, module.name
+
+
+def test_every_endpoint_the_modules_name_is_in_the_api_table() -> None:
+    named: set[str] = set()
+    for module in JS.glob("*.js"):
+        source = module.read_text()
+        named |= set(re.findall(r'(?:call|listAll\w+|hasEndpoint)\(\s*"(\w+)"', source))
+        for group in re.findall(r"endpoints: \[([^\]]*)\]", source):
+            named |= set(re.findall(r'"(\w+)"', group))
+    table = endpoint_table("ENDPOINTS") | endpoint_table("OPTIONAL_ENDPOINTS")
+
+    assert len(named) > 30
+    assert sorted(named - table.keys()) == []
 
 
 def test_every_path_the_ui_calls_is_one_konnect_documents() -> None:
@@ -208,3 +262,30 @@ def test_every_path_the_ui_calls_is_one_konnect_documents() -> None:
     }
 
     assert sorted(called - known - portico) == []
+
+
+def test_every_path_the_ui_calls_is_in_the_control_planes_openapi_document(
+    control_plane: ControlPlaneProcess,
+) -> None:
+    document = httpx.get(f"{control_plane.admin_url}/openapi.json").json()
+    served = operations(document)
+
+    missing = [
+        (method, path)
+        for method, path in endpoint_table("ENDPOINTS").values()
+        if not any(
+            method == verb and matches(template, path) for verb, template in served
+        )
+    ]
+
+    assert missing == []
+
+
+def test_the_control_plane_serves_the_ui(control_plane: ControlPlaneProcess) -> None:
+    root = httpx.get(f"{control_plane.admin_url}/")
+    page = httpx.get(f"{control_plane.admin_url}/ui/")
+
+    assert root.status_code == 307
+    assert root.headers["location"] == "/ui/"
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"

@@ -7,6 +7,7 @@ wire messages) stands opposite the real agent.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import ssl
@@ -183,6 +184,18 @@ def test_missing_client_certificate_is_refused_at_start(tmp_path: Path) -> None:
             apply=apply,
             current=lambda: None,
         )
+
+
+def test_labels_the_control_plane_would_refuse_are_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    async def apply(snapshot: Snapshot) -> None:
+        pass
+
+    settings = _settings(tmp_path, "https://127.0.0.1:1/cp/x")
+    settings = dataclasses.replace(settings, node_labels={"zone": "x" * 100})
+    with pytest.raises(ValidationError, match="label value"):
+        SyncAgent(settings=settings, node_id="n", apply=apply, current=lambda: None)
 
 
 def test_no_ca_certificate_is_warned_about_once(

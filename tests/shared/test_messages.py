@@ -18,7 +18,7 @@ from shared.messages import (
     decode,
     encode_config,
 )
-from shared.snapshot import build_config, make_snapshot
+from shared.snapshot import Snapshot, build_config, make_snapshot
 
 HASH = "a" * 32
 
@@ -34,7 +34,7 @@ def _service() -> dict[str, object]:
     }
 
 
-def _snapshot(version: int = 3):  # type: ignore[no-untyped-def]
+def _snapshot(version: int = 3) -> Snapshot:
     return make_snapshot("group-1", version, build_config({"services": [_service()]}))
 
 

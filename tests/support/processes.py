@@ -65,7 +65,7 @@ class ControlPlaneProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self, timeout: float = 10.0) -> int:
-        """Stop the process with SIGTERM (SIGKILL after `timeout`); return its status."""
+        """Stop with SIGTERM (SIGKILL after `timeout`); return the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -120,12 +120,17 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float) -> 
 
 
 def start_control_plane(
-    tmp_path: Path, token: str | None = None, **options: str
+    tmp_path: Path,
+    token: str | None = None,
+    env: dict[str, str] | None = None,
+    **options: str,
 ) -> ControlPlaneProcess:
     """Start a control plane on free ports under `tmp_path`; wait for /health.
 
-    `options` are extra command line options without the dashes
-    (`log_level="debug"` becomes `--log-level debug`).
+    `token` becomes the organisation admin token (PORTICO_ADMIN_TOKEN; a
+    random one by default), `env` adds environment variables, and `options`
+    are extra command line options without the dashes (`log_level="debug"`
+    becomes `--log-level debug`).
     """
     prefix = options.pop("prefix", None) or str(tmp_path / "cp")
     admin = options.pop("admin_listen", None) or f"127.0.0.1:{free_port()}"
@@ -149,7 +154,8 @@ def start_control_plane(
     Path(prefix).mkdir(parents=True, exist_ok=True)
     log_path = Path(prefix) / f"cp-{admin.rsplit(':', 1)[1]}.log"
     with open(log_path, "ab") as log:
-        process = spawn_control_plane(args, {"PORTICO_ADMIN_TOKEN": token}, log)
+        extra = {**(env or {}), "PORTICO_ADMIN_TOKEN": token}
+        process = spawn_control_plane(args, extra, log)
     cp = ControlPlaneProcess(
         process,
         admin_url=f"http://{admin}",

@@ -38,6 +38,8 @@ WRITES = (
     "print(json.dumps({'name': 'cp_writes_sequential', 'per_s': 812.5}))\n"
     "print(json.dumps({'name': 'cp_writes_concurrent', 'per_s': 420.0,"
     " 'clients': 8}))\n"
+    "print(json.dumps({'name': 'cp_composite_rebuild', 'ms_p50': 120.0,"
+    " 'state': 'COMPOSITE_STATE_OK'}))\n"
 )
 MERGE = (
     "import json\n"
@@ -50,7 +52,7 @@ def test_printed_figures_are_checked_against_their_targets(tmp_path: Path) -> No
     result = cp.run(_context(root, tmp_path))
     statuses = [target.status for target in result.targets]
     assert result.status == "ok"
-    assert statuses == ["met", "not met", "met"]
+    assert statuses == ["met", "not met", "not met", "met"]
 
 
 def test_every_numeric_field_becomes_a_metric(tmp_path: Path) -> None:
@@ -58,6 +60,12 @@ def test_every_numeric_field_becomes_a_metric(tmp_path: Path) -> None:
     result = cp.run(_context(root, tmp_path))
     clients = result.find("cp_writes_concurrent", "clients")
     assert clients is not None and clients.values == (8.0,)
+
+
+def test_text_fields_become_notes(tmp_path: Path) -> None:
+    root = _checkout(tmp_path, {"cp_writes": WRITES})
+    result = cp.run(_context(root, tmp_path))
+    assert "cp_composite_rebuild: state=COMPOSITE_STATE_OK" in result.notes
 
 
 def test_absent_modules_skip_the_scenario_with_the_reason(tmp_path: Path) -> None:

@@ -22,5 +22,6 @@ def test_missing_cluster_modules_skip_it_naming_them(tmp_path: Path) -> None:
     result = propagation.run(context)
     assert result.status == "skipped"
     assert "data_plane.agent" in result.reason
-    assert [t.status for t in result.targets] == ["skipped"]
+    assert [t.status for t in result.targets] == ["skipped", "skipped"]
+    assert all("data_plane.agent" in t.reason for t in result.targets)
     assert result.metrics == []

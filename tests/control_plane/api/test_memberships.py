@@ -127,7 +127,7 @@ def test_unknown_member_is_refused_with_404(api: httpx.Client) -> None:
 
 def test_duplicated_id_key_in_a_member_is_refused(api: httpx.Client) -> None:
     one, two = create_group(api), create_group(api)
-    raw = '{"members": [{"id": "%s", "id": "%s"}]}' % (one["id"], two["id"])
+    raw = '{"members": [{"id": "' + one["id"] + '", "id": "' + two["id"] + '"}]}'
     response = api.post(
         members_path(create_composite(api), "add"),
         content=raw,
@@ -232,3 +232,48 @@ def test_control_planes_family_serves_group_memberships(api: httpx.Client) -> No
     assert listed["data"][0]["config"]["cluster_type"] == "CLUSTER_TYPE_CONTROL_PLANE"
     status = api.get(f"/v2/control-planes/{member['id']}/group-member-status").json()
     assert status == {"is_member": True}
+
+
+def test_composite_status_of_a_standard_group_is_refused(api: httpx.Client) -> None:
+    standard = create_group(api)
+    response = api.get(f"/v2/runtime-groups/{standard['id']}/composite-status")
+    assert_problem(response, 400, "id")
+
+
+def test_dry_run_of_put_leaves_the_members_unchanged(api: httpx.Client) -> None:
+    one, two = create_group(api), create_group(api)
+    composite = create_composite(api, one)
+    response = api.put(
+        members_path(composite), params={"dry_run": "true"}, json=body(two)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "COMPOSITE_STATE_OK"
+    listed = api.get(members_path(composite)).json()["data"]
+    assert [g["id"] for g in listed] == [one["id"]]
+
+
+def test_members_are_added_from_a_form_body(api: httpx.Client) -> None:
+    member = create_group(api)
+    composite = create_composite(api)
+    response = api.post(
+        members_path(composite, "add"), data={"members[1].id": member["id"]}
+    )
+    assert response.status_code == 204, response.text
+
+
+def test_status_and_member_status_match_the_spec(api: httpx.Client) -> None:
+    spec: dict[str, Any] = yaml.safe_load(
+        (SPECS / "konnect-runtime-groups-v2.yaml").read_text()
+    )
+    member = create_group(api)
+    composite = create_composite(api, member)
+    checks = (
+        ("CompositeStatus", f"/v2/runtime-groups/{composite['id']}/composite-status"),
+        (
+            "CompositeMemberStatus",
+            f"/v2/runtime-groups/{member['id']}/composite-member-status",
+        ),
+    )
+    for name, path in checks:
+        schema = {**spec, "$ref": f"#/components/schemas/{name}"}
+        jsonschema.Draft202012Validator(schema).validate(api.get(path).json())

@@ -203,3 +203,9 @@ def test_control_plane_matches_the_control_planes_schema(api: httpx.Client) -> N
     group = api.post("/v2/control-planes", json={"name": unique("cp")}).json()
     validate(spec, "ControlPlane", group)
     assert group["config"]["cluster_type"] == "CLUSTER_TYPE_CONTROL_PLANE"
+
+
+def test_renaming_to_a_taken_name_is_refused_with_409(api: httpx.Client) -> None:
+    one, two = create_group(api), create_group(api)
+    response = api.patch(f"/v2/runtime-groups/{two['id']}", json={"name": one["name"]})
+    assert_problem(response, 409)

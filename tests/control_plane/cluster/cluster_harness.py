@@ -222,7 +222,7 @@ class Cluster:
         return node
 
 
-def _settings(tmp_path: Path) -> Settings:
+def cluster_settings(tmp_path: Path) -> Settings:
     return Settings(
         admin_listen=Listen("127.0.0.1", 0),
         cluster_listen=Listen("127.0.0.1", 0),
@@ -241,7 +241,7 @@ async def running_cluster(
     listener = ClusterListener(
         store=store,
         hub=hub,
-        settings=_settings(tmp_path),
+        settings=cluster_settings(tmp_path),
         status_interval=0.05,
         recheck_interval=0.1,
         cert_refresh_interval=0.05,

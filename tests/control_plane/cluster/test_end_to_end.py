@@ -194,8 +194,16 @@ def test_a_group_with_a_connected_node_cannot_become_a_member(
     assert reply.status_code == 201, reply.text
     walkthrough.groups["SRG3"] = reply.json()
     node = walkthrough.start_node("SRG3", "srg3-node")
+    srg3 = walkthrough.groups["SRG3"]["id"]
     with node:
-        eventually(lambda: node.status()["control_plane"]["connected"])
+
+        def recorded() -> bool:
+            items = walkthrough.api.get(f"/v2/runtime-groups/{srg3}/nodes").json()
+            return any(item["connected"] for item in items["items"])
+
+        # The node says connected once its hello is out; the control plane
+        # records it a moment later.
+        eventually(recorded)
         crg = walkthrough.groups["CRG"]["id"]
         reply = walkthrough.api.post(
             f"/v2/runtime-groups/{crg}/composite-memberships/add",
@@ -222,3 +230,43 @@ def test_a_node_keeps_serving_while_the_control_plane_is_down(
         eventually(lambda: not node.status()["control_plane"]["connected"])
         answer = _proxy_status(node, "/mock/request")
         assert answer is not None and answer.status_code == 200
+
+
+def test_a_composite_in_conflict_holds_its_nodes_on_the_last_good_config(
+    walkthrough: Walkthrough,
+) -> None:
+    node = walkthrough.start_node("CRG", "crg-node")
+    crg = walkthrough.groups["CRG"]["id"]
+    api, srg1, srg2 = (
+        walkthrough.api,
+        walkthrough.entities("SRG1"),
+        walkthrough.entities("SRG2"),
+    )
+    with node:
+        api.post(srg1 + "/services", json={"name": "mock", "url": walkthrough.echo.url})
+        api.post(srg1 + "/services/mock/routes", json={"paths": ["/mock"]})
+
+        def served() -> bool:
+            answer = _proxy_status(node, "/mock/request")
+            return answer is not None and answer.status_code == 200
+
+        eventually(served)
+        good = node.status()["config"]["version"]
+
+        # The same service name in the other member: the composite conflicts.
+        reply = api.post(
+            srg2 + "/services", json={"name": "mock", "url": walkthrough.echo.url}
+        )
+        assert reply.status_code == 201, reply.text
+
+        def held() -> bool:
+            items = api.get(f"/v2/runtime-groups/{crg}/nodes").json()["items"]
+            return any(item["sync_state"] == "held_by_conflict" for item in items)
+
+        eventually(held)
+        assert node.status()["config"]["version"] == good
+        assert served()
+
+        # Resolving the conflict releases the newest merged config.
+        assert api.delete(srg2 + "/services/mock").status_code == 204
+        eventually(lambda: node.status()["config"]["version"] > good)

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from pathlib import Path
 
 import pytest
-from cluster_harness import ClientPair, Cluster, deadline, snapshot
+from cluster_harness import (
+    ClientPair,
+    Cluster,
+    MemoryStore,
+    cluster_settings,
+    deadline,
+    snapshot,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from control_plane.cluster.listener import ClusterListener
+from control_plane.hub import SnapshotHub
+from control_plane.settings import Listen
 from shared.messages import Applied, ConfigMessage, Hello, decode
 
 NODE = "3f6e2a52-0f1e-4a57-9d55-8b0d4a1c2e01"
 
 
-def _hello(version: int | None = None, hash_: str | None = None, **changes: object):  # type: ignore[no-untyped-def]
+def _hello(
+    version: int | None = None, hash_: str | None = None, **changes: object
+) -> Hello:
     fields: dict[str, object] = {
         "node_id": NODE,
         "hostname": "raw-node",
@@ -351,14 +365,28 @@ async def test_garbage_after_hello_closes_with_a_protocol_error(
     assert closed.rcvd is not None and closed.rcvd.code == 1002
 
 
-async def test_telemetry_reports_are_kept_per_node(
-    cluster: Cluster, pairs: dict[str, ClientPair]
+async def test_an_unreadable_server_certificate_fails_the_start(
+    tmp_path: Path, store: MemoryStore
 ) -> None:
-    cluster.start_node("g1", pairs["g1"], node_id="node-t", counters={"requests": 7})
-    telemetry = cluster.listener.telemetry
-    assert telemetry is not None
+    (tmp_path / "bad.crt").write_text("not a certificate")
+    (tmp_path / "bad.key").write_text("not a key")
+    settings = dataclasses.replace(
+        cluster_settings(tmp_path),
+        cluster_cert=tmp_path / "bad.crt",
+        cluster_cert_key=tmp_path / "bad.key",
+    )
+    listener = ClusterListener(store=store, hub=SnapshotHub(), settings=settings)
+    with pytest.raises(OSError, match="cannot load the server certificate"):
+        await listener.start()
 
-    async with asyncio.timeout(deadline(5)):
-        while "node-t" not in telemetry.reports("g1"):
-            await asyncio.sleep(0.01)
-    assert telemetry.reports("g1")["node-t"].counters == {"requests": 7}
+
+async def test_a_busy_telemetry_port_fails_the_start(
+    tmp_path: Path, store: MemoryStore, cluster: Cluster
+) -> None:
+    busy = cluster.listener.telemetry_address
+    settings = dataclasses.replace(
+        cluster_settings(tmp_path), telemetry_listen=Listen(busy[0], busy[1])
+    )
+    listener = ClusterListener(store=store, hub=SnapshotHub(), settings=settings)
+    with pytest.raises(OSError, match="telemetry listener"):
+        await listener.start()

@@ -303,3 +303,15 @@ def test_an_http_10_client_gets_a_body_ended_by_close(node: DataPlaneProcess) ->
     head, _, body = reply.partition(b"\r\n\r\n")
     assert b"chunked" not in head.lower()
     assert body.count(b"chunk") == 3
+
+
+def test_an_absolute_form_target_is_routed_by_its_path(
+    node: DataPlaneProcess,
+) -> None:
+    reply = _raw(
+        node,
+        b"GET http://api.test/mock/abs HTTP/1.1\r\nHost: other\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert b'"x-forwarded-host":"api.test"' in reply

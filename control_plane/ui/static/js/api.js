@@ -50,10 +50,7 @@ export const ENDPOINTS = {
   listConsumers: ["GET", "/v2/runtime-groups/{group}/core-entities/consumers"],
   createConsumer: ["POST", "/v2/runtime-groups/{group}/core-entities/consumers"],
   putConsumer: ["PUT", "/v2/runtime-groups/{group}/core-entities/consumers/{id}"],
-  deleteConsumer: [
-    "DELETE",
-    "/v2/runtime-groups/{group}/core-entities/consumers/{id}",
-  ],
+  deleteConsumer: ["DELETE", "/v2/runtime-groups/{group}/core-entities/consumers/{id}"],
 
   listBasicAuth: [
     "GET",

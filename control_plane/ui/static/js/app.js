@@ -12,7 +12,7 @@ import {
 } from "./api.js";
 import { field, h, input, messageArea, replace, showError } from "./dom.js";
 import { renderGroupList, renderGroupPage } from "./groups.js";
-import { leaveView, navigate } from "./router.js";
+import { currentView, leaveView, navigate } from "./router.js";
 
 const main = document.getElementById("main");
 const account = document.getElementById("account");
@@ -52,8 +52,9 @@ function renderAccount() {
   }
   // Only the token's last characters are shown: enough to tell two apart.
   const known = identity?.token === token && identity.role;
+  const role = known ? ROLE_NAMES[identity.role] || identity.role : "";
   const who = known
-    ? `Signed in as ${identity.name || "?"} (${ROLE_NAMES[identity.role] || identity.role})`
+    ? `Signed in as ${identity.name || "?"} (${role})`
     : `Signed in with a ${tokenKind(token)} …${token.slice(-4)}`;
   replace(
     account,
@@ -123,7 +124,7 @@ function renderSignIn() {
 }
 
 async function route() {
-  leaveView();
+  const view = leaveView();
   if (getToken()) await loadIdentity(getToken());
   renderAccount();
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
@@ -132,23 +133,32 @@ async function route() {
     return;
   }
   const [section, groupId, tab, item] = parts.map(decodeURIComponent);
+  // Render off-screen and swap in only if the user is still here, so a slow
+  // view never overwrites the one they moved on to.
+  const target = document.createElement("div");
+  main.setAttribute("aria-busy", "true");
   try {
     if (section === "groups" && groupId) {
-      await renderGroupPage(main, groupId, tab || "overview", item);
+      await renderGroupPage(target, groupId, tab || "overview", item);
     } else {
-      await renderGroupList(main);
+      await renderGroupList(target);
     }
   } catch (error) {
-    if (error.status === 401) return;
+    if (error.status === 401 || view !== currentView()) return;
     const messages = messageArea();
-    replace(main, h("h1", {}, "Something went wrong"), messages);
+    replace(target, h("h1", {}, "Something went wrong"), messages);
     showError(messages, error);
+  } finally {
+    if (view === currentView()) main.removeAttribute("aria-busy");
   }
+  if (view !== currentView()) return;
+  replace(main, [...target.childNodes]);
+  // The new page's heading takes focus so screen readers announce it.
   const heading = main.querySelector("h1");
   if (heading) {
+    document.title = `${heading.textContent} · Portico`;
     heading.tabIndex = -1;
     heading.focus({ preventScroll: true });
-    document.title = `${heading.textContent} · Portico`;
   }
 }
 

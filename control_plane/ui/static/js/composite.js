@@ -67,7 +67,9 @@ export async function renderMembers(container, group) {
   ]);
   const memberIds = new Set(members.map((member) => member.id));
   const groupsById = new Map(groups.map((item) => [item.id, item]));
-  const candidates = groups.filter((item) => isStandard(item) && !memberIds.has(item.id));
+  const candidates = groups.filter(
+    (item) => isStandard(item) && !memberIds.has(item.id),
+  );
 
   const listMessages = messageArea();
   const rows = members.map((member) => [
@@ -76,6 +78,10 @@ export async function renderMembers(container, group) {
     button(
       "Remove",
       async () => {
+        const question =
+          `Remove ${member.name} from ${group.name}? Its configuration leaves ` +
+          "what this group's data plane nodes run.";
+        if (!window.confirm(question)) return;
         try {
           await call(
             "removeMembers",
@@ -87,7 +93,10 @@ export async function renderMembers(container, group) {
           showError(listMessages, error);
         }
       },
-      { class: "secondary", "aria-label": `Remove ${member.name} from ${group.name}` },
+      {
+        class: "destructive",
+        "aria-label": `Remove ${member.name} from ${group.name}`,
+      },
     ),
   ]);
 
@@ -113,7 +122,11 @@ export async function renderMembers(container, group) {
         clearMessages(messages, form);
         replace(preview);
         try {
-          await call("addMembers", { group: group.id }, { body: membersBody(chosen()) });
+          await call(
+            "addMembers",
+            { group: group.id },
+            { body: membersBody(chosen()) },
+          );
           navigate(location.hash);
         } catch (error) {
           showError(messages, error, form);
@@ -134,28 +147,36 @@ export async function renderMembers(container, group) {
     h(
       "div",
       { class: "actions" },
-      button("Preview conflicts", async () => {
-        clearMessages(messages, form);
-        try {
-          const result = await call(
-            "addMembers",
-            { group: group.id },
-            { body: membersBody(chosen()), query: { dry_run: "true" } },
-          );
-          const outcome = result?.item || result || {};
-          const conflicts = outcome.conflicts || [];
-          replace(
-            preview,
-            h("h3", {}, "Preview"),
-            conflicts.length
-              ? h("p", {}, "Adding these groups would cause these conflicts:")
-              : h("p", { class: "notice" }, "No conflicts: adding these groups is safe."),
-            conflicts.length ? conflictTable(conflicts, groupsById) : null,
-          );
-        } catch (error) {
-          showError(messages, error, form);
-        }
-      }, { class: "secondary", disabled: !candidates.length }),
+      button(
+        "Preview conflicts",
+        async () => {
+          clearMessages(messages, form);
+          try {
+            const result = await call(
+              "addMembers",
+              { group: group.id },
+              { body: membersBody(chosen()), query: { dry_run: "true" } },
+            );
+            const outcome = result?.item || result || {};
+            const conflicts = outcome.conflicts || [];
+            replace(
+              preview,
+              h("h3", {}, "Preview"),
+              conflicts.length
+                ? h("p", {}, "Adding these groups would cause these conflicts:")
+                : h(
+                    "p",
+                    { class: "notice" },
+                    "No conflicts: adding these groups is safe.",
+                  ),
+              conflicts.length ? conflictTable(conflicts, groupsById) : null,
+            );
+          } catch (error) {
+            showError(messages, error, form);
+          }
+        },
+        { class: "secondary", disabled: !candidates.length },
+      ),
       h("button", { type: "submit", disabled: !candidates.length }, "Add members"),
     ),
   );

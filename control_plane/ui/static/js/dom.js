@@ -144,6 +144,10 @@ export function showError(area, error, form) {
       unplaced.push(`${parameter.field}: ${reason}`);
       continue;
     }
+    // A nested field (`config.hour`) is shown on its parent control, so it
+    // keeps its full name there.
+    const shown =
+      control.name === parameter.field ? reason : `${parameter.field}: ${reason}`;
     const errorId = uid("error");
     control.setAttribute("aria-invalid", "true");
     const described = control.getAttribute("aria-describedby");
@@ -153,7 +157,7 @@ export function showError(area, error, form) {
     );
     control
       .closest(".field")
-      ?.append(h("p", { class: "field-error", id: errorId }, reason));
+      ?.append(h("p", { class: "field-error", id: errorId }, shown));
     first ||= control;
   }
   const title = error.status
@@ -166,7 +170,13 @@ export function showError(area, error, form) {
       { class: "error", role: "alert" },
       h("strong", {}, title),
       h("p", {}, error.message),
-      unplaced.length ? h("ul", {}, unplaced.map((text) => h("li", {}, text))) : null,
+      unplaced.length
+        ? h(
+            "ul",
+            {},
+            unplaced.map((text) => h("li", {}, text)),
+          )
+        : null,
     ),
   );
   first?.focus();
@@ -182,8 +192,29 @@ export function table(caption, headings, rows, emptyText = "Nothing here yet.") 
       "table",
       {},
       h("caption", { class: "visually-hidden" }, caption),
-      h("thead", {}, h("tr", {}, headings.map((text) => h("th", { scope: "col" }, text)))),
-      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell))))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          headings.map((text) => h("th", { scope: "col" }, text)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        rows.map((cells) =>
+          h(
+            "tr",
+            {},
+            // On a phone each row becomes a card whose cells name their column.
+            cells.map((cell, index) =>
+              h("td", { "data-label": headings[index] }, cell),
+            ),
+          ),
+        ),
+      ),
     ),
   );
 }

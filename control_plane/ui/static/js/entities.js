@@ -2,7 +2,7 @@
 
 import { call, listAllEntities } from "./api.js";
 import { memberGroups } from "./composite.js";
-import { KINDS } from "./entitykinds.js";
+import { entityLabel, KINDS, withArticle } from "./entitykinds.js";
 import {
   button,
   clearMessages,
@@ -82,23 +82,25 @@ function putBody(kind, entity, body) {
 
 /**
  * Render an entity list with its create/edit form.
- * `params` carries the path parameters (`group`, and `consumer` for credentials).
+ * `params` carries the path parameters (`group`, and `consumer` for credentials);
+ * `state` may carry a `notice` to show, and an entity to open for `editing`
+ * with its own `formNotice`.
  */
-function renderKind(container, kindName, params, entities, ctx, notice) {
+function renderKind(container, kindName, params, entities, ctx, state = {}) {
   const kind = KINDS[kindName];
   const [, createName, putName, deleteName] = kind.endpoints;
   const section = h("section", { class: "entity-kind" });
   const messages = messageArea();
   const formSlot = h("div");
-  const refresh = (text) => {
+  const refresh = (next) => {
     // Re-read the list so what is shown is what the control plane stored.
     listAllEntities(kind.endpoints[0], params).then(
-      (fresh) => renderKind(container, kindName, params, fresh, ctx, text),
+      (fresh) => renderKind(container, kindName, params, fresh, ctx, next),
       (error) => showError(messages, error),
     );
   };
 
-  const openForm = (entity) => {
+  const openForm = (entity, formNotice) => {
     const formMessages = messageArea();
     const form = h(
       "form",
@@ -108,32 +110,40 @@ function renderKind(container, kindName, params, entities, ctx, notice) {
           event.preventDefault();
           clearMessages(formMessages, form);
           try {
-            const body = normalize(kind.body(form, ctx, Boolean(entity)), Boolean(entity));
+            const body = normalize(
+              kind.body(form, ctx, Boolean(entity)),
+              Boolean(entity),
+            );
             const saved = entity
-              ? await call(putName, { ...params, id: entity.id }, {
-                  body: putBody(kind, entity, body),
-                })
+              ? await call(
+                  putName,
+                  { ...params, id: entity.id },
+                  {
+                    body: putBody(kind, entity, body),
+                  },
+                )
               : await call(createName, params, { body });
+            const label = entityLabel(saved);
             if (kind.showAfterSave) {
-              openForm(saved);
-              showNotice(
-                formMessages,
-                "Saved. The configuration now shows the defaults the control " +
-                  "plane filled in.",
-              );
-              listAllEntities(kind.endpoints[0], params).then((fresh) => {
-                entities = fresh;
-                replace(listSlot, listTable());
+              refresh({
+                editing: saved,
+                formNotice:
+                  `Saved ${kind.singular} ${label}. The configuration now shows ` +
+                  "the defaults the control plane filled in.",
               });
             } else {
-              refresh(`Saved ${kind.singular} ${saved?.name || saved?.username || ""}.`);
+              refresh({ notice: `Saved ${kind.singular} ${label}.` });
             }
           } catch (error) {
             showError(formMessages, error, form);
           }
         },
       },
-      h("h3", {}, entity ? `Edit ${kind.singular}` : `Add a ${kind.singular}`),
+      h(
+        "h3",
+        {},
+        entity ? `Edit ${kind.singular}` : `Add ${withArticle(kind.singular)}`,
+      ),
       kind.fields(entity, ctx),
       formMessages,
       h(
@@ -144,15 +154,16 @@ function renderKind(container, kindName, params, entities, ctx, notice) {
       ),
     );
     replace(formSlot, form);
+    if (formNotice) showNotice(formMessages, formNotice);
     form.querySelector("input, select, textarea")?.focus();
   };
 
   const remove = async (entity) => {
-    const label = entity.name || entity.username || entity.group || entity.id;
+    const label = entityLabel(entity);
     if (!window.confirm(`Delete ${kind.singular} ${label}?`)) return;
     try {
       await call(deleteName, { ...params, id: entity.id });
-      refresh(`Deleted ${kind.singular} ${label}.`);
+      refresh({ notice: `Deleted ${kind.singular} ${label}.` });
     } catch (error) {
       showError(messages, error);
     }
@@ -169,28 +180,32 @@ function renderKind(container, kindName, params, entities, ctx, notice) {
           { class: "row-actions" },
           button("Edit", () => openForm(entity), {
             class: "secondary",
-            "aria-label": `Edit ${kind.singular} ${entity.name || entity.username || entity.id}`,
+            "aria-label": `Edit ${kind.singular} ${entityLabel(entity)}`,
           }),
           button("Delete", () => remove(entity), {
             class: "destructive",
-            "aria-label": `Delete ${kind.singular} ${entity.name || entity.username || entity.id}`,
+            "aria-label": `Delete ${kind.singular} ${entityLabel(entity)}`,
           }),
         ),
       ]),
-      `No ${kind.title.toLowerCase()} yet.`,
+      `No ${kind.plural} yet.`,
     );
-  const listSlot = h("div", {}, listTable());
-
+  const heading = h("h2", { tabindex: "-1" }, `${kind.title} (${entities.length})`);
   replace(
     section,
-    h("h2", {}, `${kind.title} (${entities.length})`),
+    heading,
     messages,
-    listSlot,
-    button(`Add a ${kind.singular}`, () => openForm(null)),
+    listTable(),
+    button(`Add ${withArticle(kind.singular)}`, () => openForm(null)),
     formSlot,
   );
   replace(container, section);
-  if (notice) showNotice(messages, notice);
+  if (state.notice) {
+    showNotice(messages, state.notice);
+    // The form that had focus is gone; land where the outcome is announced.
+    heading.focus();
+  }
+  if (state.editing) openForm(state.editing, state.formNotice);
 }
 
 async function renderMerged(container, group, kindName) {
@@ -227,7 +242,7 @@ async function renderMerged(container, group, kindName) {
           `${kind.title} of the members`,
           ["Member", ...kind.columns.map(([heading]) => heading)],
           rows,
-          `The members have no ${kind.title.toLowerCase()}.`,
+          `The members have no ${kind.plural}.`,
         )
       : h("p", { class: "empty" }, "This composite group has no members yet."),
   );
@@ -271,9 +286,11 @@ export async function renderConsumer(container, group, consumerId) {
     h(
       "p",
       {},
-      button("← All consumers", () =>
-        navigate(`#/groups/${encodeURIComponent(group.id)}/consumers`),
-      { class: "secondary" }),
+      button(
+        "← All consumers",
+        () => navigate(`#/groups/${encodeURIComponent(group.id)}/consumers`),
+        { class: "secondary" },
+      ),
     ),
     h("h2", {}, `Consumer ${consumer.username || consumer.custom_id || consumer.id}`),
     h(

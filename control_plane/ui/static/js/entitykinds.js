@@ -38,7 +38,11 @@ function list(form, name) {
 
 function chips(items) {
   if (!items?.length) return "—";
-  return h("ul", { class: "chips" }, items.map((item) => h("li", { class: "chip" }, item)));
+  return h(
+    "ul",
+    { class: "chips" },
+    items.map((item) => h("li", { class: "chip" }, item)),
+  );
 }
 
 function code(text) {
@@ -50,7 +54,29 @@ function yesNo(flag) {
 }
 
 function tagsField(entity) {
-  return field("Tags", input("tags", (entity?.tags || []).join(", ")), "Comma-separated.");
+  return field(
+    "Tags",
+    input("tags", (entity?.tags || []).join(", ")),
+    "Comma-separated.",
+  );
+}
+
+/** Return the name a person knows an entity by. */
+export function entityLabel(entity) {
+  return (
+    entity?.name ||
+    entity?.username ||
+    entity?.custom_id ||
+    entity?.group ||
+    entity?.key ||
+    entity?.id ||
+    ""
+  );
+}
+
+/** Return `singular` with its article: "a service", "an ACL group". */
+export function withArticle(singular) {
+  return `${/^[aeiou]/i.test(singular) ? "an" : "a"} ${singular}`;
 }
 
 /** Return the URL a service's protocol, host, port and path spell. */
@@ -63,7 +89,9 @@ export function serviceUrl(service) {
 function nameOf(map, reference) {
   if (!reference?.id) return null;
   const found = map.get(reference.id);
-  return found ? found.name || found.username || found.custom_id || found.id : reference.id;
+  return found
+    ? found.name || found.username || found.custom_id || found.id
+    : reference.id;
 }
 
 function parseConfig(form) {
@@ -117,7 +145,9 @@ function pluginScopeFields(entity, ctx) {
   const sync = () => {
     const current = scope.value;
     target.replaceChildren(
-      ...targetOptions(ctx, current).map(([id, text]) => h("option", { value: id }, text)),
+      ...targetOptions(ctx, current).map(([id, text]) =>
+        h("option", { value: id }, text),
+      ),
     );
     const reference = entity?.[current];
     if (reference?.id) target.value = reference.id;
@@ -133,6 +163,7 @@ function pluginScopeFields(entity, ctx) {
 export const KINDS = {
   services: {
     title: "Services",
+    plural: "services",
     singular: "service",
     endpoints: ["listServices", "createService", "putService", "deleteService"],
     columns: [
@@ -166,6 +197,7 @@ export const KINDS = {
 
   routes: {
     title: "Routes",
+    plural: "routes",
     singular: "route",
     endpoints: ["listRoutes", "createRoute", "putRoute", "deleteRoute"],
     columns: [
@@ -183,7 +215,11 @@ export const KINDS = {
         textarea("paths", (entity?.paths || []).join("\n"), { rows: 2 }),
         "One per line, e.g. /mock. A route needs paths, hosts or methods.",
       ),
-      field("Hosts", input("hosts", (entity?.hosts || []).join(", ")), "Comma-separated."),
+      field(
+        "Hosts",
+        input("hosts", (entity?.hosts || []).join(", ")),
+        "Comma-separated.",
+      ),
       field(
         "Methods",
         input("methods", (entity?.methods || []).join(", ")),
@@ -197,7 +233,10 @@ export const KINDS = {
         "Service",
         select(
           "service",
-          [["", "No service"], ...ctx.services.map((item) => [item.id, item.name || item.id])],
+          [
+            ["", "No service"],
+            ...ctx.services.map((item) => [item.id, item.name || item.id]),
+          ],
           entity?.service?.id || ctx.services[0]?.id || "",
         ),
       ),
@@ -219,10 +258,15 @@ export const KINDS = {
 
   plugins: {
     title: "Plugins",
+    plural: "plugins",
     singular: "plugin",
     endpoints: ["listPlugins", "createPlugin", "putPlugin", "deletePlugin"],
     columns: [
-      ["Name", (item) => item.instance_name ? `${item.name} (${item.instance_name})` : item.name],
+      [
+        "Name",
+        (item) =>
+          item.instance_name ? `${item.name} (${item.instance_name})` : item.name,
+      ],
       [
         "Scope",
         (item, ctx) => {
@@ -275,7 +319,18 @@ export const KINDS = {
         consumer: null,
       };
       const target = form.querySelector("[name=service],[name=route],[name=consumer]");
-      if (scope !== "global" && target?.value) body[scope] = { id: target.value };
+      if (scope === "global") return body;
+      if (!target?.value) {
+        // Saving it anyway would make a global plugin the user did not ask for.
+        throw new ApiError(400, {
+          title: "Bad Request",
+          detail: `This group has no ${scope} to apply the plugin to.`,
+          invalid_parameters: [
+            { field: "scope", rule: "required", reason: `no ${scope} to choose` },
+          ],
+        });
+      }
+      body[scope] = { id: target.value };
       return body;
     },
     showAfterSave: true,
@@ -283,6 +338,7 @@ export const KINDS = {
 
   consumers: {
     title: "Consumers",
+    plural: "consumers",
     singular: "consumer",
     endpoints: ["listConsumers", "createConsumer", "putConsumer", "deleteConsumer"],
     columns: [
@@ -308,6 +364,7 @@ export const KINDS = {
 
   "basic-auth": {
     title: "Basic authentication",
+    plural: "basic-auth credentials",
     singular: "basic-auth credential",
     endpoints: ["listBasicAuth", "createBasicAuth", "putBasicAuth", "deleteBasicAuth"],
     columns: [["Username", (item) => item.username]],
@@ -329,6 +386,7 @@ export const KINDS = {
 
   "key-auth": {
     title: "Key authentication",
+    plural: "key-auth credentials",
     singular: "key-auth credential",
     endpoints: ["listKeyAuth", "createKeyAuth", "putKeyAuth", "deleteKeyAuth"],
     columns: [["Key", (item) => code(item.key)]],
@@ -347,11 +405,15 @@ export const KINDS = {
 
   acls: {
     title: "ACL groups",
+    plural: "ACL groups",
     singular: "ACL group",
     endpoints: ["listAcls", "createAcl", "putAcl", "deleteAcl"],
     columns: [["Group", (item) => item.group]],
     fields: (entity) => [
-      field("Group", input("group", entity?.group, { required: true, autocomplete: "off" })),
+      field(
+        "Group",
+        input("group", entity?.group, { required: true, autocomplete: "off" }),
+      ),
     ],
     body: (form) => ({ group: value(form, "group") }),
   },

@@ -40,7 +40,10 @@ function formatLabels(labels) {
 /** Parse `key=value` lines; raise an ApiError-shaped error naming `labels`. */
 function parseLabels(text) {
   const labels = {};
-  for (const line of text.split("\n").map((item) => item.trim()).filter(Boolean)) {
+  for (const line of text
+    .split("\n")
+    .map((item) => item.trim())
+    .filter(Boolean)) {
     const at = line.indexOf("=");
     if (at < 1) {
       throw new ApiError(400, {
@@ -123,7 +126,11 @@ export async function renderGroupList(main) {
   const groups = await listAllPages("listGroups", {});
   const rows = groups.map((group) => [
     groupLink(group),
-    h("span", { class: `badge ${isComposite(group) ? "composite" : ""}` }, kindLabel(group)),
+    h(
+      "span",
+      { class: `badge ${isComposite(group) ? "composite" : ""}` },
+      kindLabel(group),
+    ),
     labelChips(group.labels),
     endpoints(group),
     group.description || "",
@@ -271,7 +278,11 @@ export async function renderGroupPage(main, groupId, tab, item) {
       {},
       group.name,
       " ",
-      h("span", { class: `badge ${isComposite(group) ? "composite" : ""}` }, kindLabel(group)),
+      h(
+        "span",
+        { class: `badge ${isComposite(group) ? "composite" : ""}` },
+        kindLabel(group),
+      ),
     ),
     group.description ? h("p", { class: "lede" }, group.description) : null,
     h(

@@ -14,7 +14,7 @@ import {
   showError,
   table,
 } from "./dom.js";
-import { onLeave } from "./router.js";
+import { currentView, onLeave } from "./router.js";
 
 const REFRESH_MS = 5000;
 
@@ -22,6 +22,13 @@ function connectedBadge(node) {
   return node.connected
     ? h("span", { class: "state state-ok" }, "connected")
     : h("span", { class: "state state-unknown" }, "disconnected");
+}
+
+function formatLag(milliseconds) {
+  if (typeof milliseconds !== "number") return "—";
+  return milliseconds < 10
+    ? `${milliseconds.toFixed(1)} ms`
+    : `${Math.round(milliseconds)} ms`;
 }
 
 function shortHash(hash) {
@@ -60,7 +67,24 @@ function copyable(label, text, filename) {
             class: "secondary",
           })
         : null,
-      button("Copy", () => navigator.clipboard?.writeText(text), { class: "secondary" }),
+      button(
+        "Copy",
+        async (event) => {
+          const target = event.currentTarget;
+          try {
+            await navigator.clipboard.writeText(text);
+            target.textContent = "Copied";
+          } catch {
+            // Some browsers allow the clipboard only on https; select instead.
+            area.select();
+            target.textContent = "Selected: press Ctrl+C";
+          }
+          setTimeout(() => {
+            target.textContent = "Copy";
+          }, 2000);
+        },
+        { class: "secondary" },
+      ),
     ),
   );
 }
@@ -142,7 +166,11 @@ function showGenerated(group, slot, generated) {
 }
 
 async function nodesTable(group, messages, onChange) {
-  const body = await call("listNodes", { group: group.id }, { query: { "page[size]": 100 } });
+  const body = await call(
+    "listNodes",
+    { group: group.id },
+    { query: { "page[size]": 100 } },
+  );
   const nodes = body?.data || body?.items || [];
   return table(
     "Data plane nodes",
@@ -161,7 +189,7 @@ async function nodesTable(group, messages, onChange) {
       node.version || "—",
       shortHash(node.config_hash),
       node.sync_state || "—",
-      node.lag_ms === undefined || node.lag_ms === null ? "—" : `${node.lag_ms} ms`,
+      formatLag(node.lag_ms),
       h("span", { title: formatEpoch(node.last_ping) }, formatAgo(node.last_ping)),
       connectedBadge(node),
       node.connected
@@ -176,7 +204,10 @@ async function nodesTable(group, messages, onChange) {
                 showError(messages, error);
               }
             },
-            { class: "secondary", "aria-label": `Forget node ${node.hostname || node.id}` },
+            {
+              class: "secondary",
+              "aria-label": `Forget node ${node.hostname || node.id}`,
+            },
           ),
     ]),
     "No data plane node has connected to this group yet.",
@@ -192,11 +223,15 @@ async function certificatesTable(group, messages, onChange) {
     items.map((item) => [
       item.title || "—",
       h("code", {}, item.id),
-      typeof item.created_at === "number" ? formatEpoch(item.created_at) : item.created_at,
+      typeof item.created_at === "number"
+        ? formatEpoch(item.created_at)
+        : item.created_at,
       button(
         "Unpin",
         async () => {
-          if (!window.confirm("Unpin this certificate? Nodes using it will be refused.")) {
+          if (
+            !window.confirm("Unpin this certificate? Nodes using it will be refused.")
+          ) {
             return;
           }
           try {
@@ -206,7 +241,10 @@ async function certificatesTable(group, messages, onChange) {
             showError(messages, error);
           }
         },
-        { class: "destructive", "aria-label": `Unpin certificate ${item.title || item.id}` },
+        {
+          class: "destructive",
+          "aria-label": `Unpin certificate ${item.title || item.id}`,
+        },
       ),
     ]),
     "No client certificate is pinned to this group.",
@@ -215,6 +253,7 @@ async function certificatesTable(group, messages, onChange) {
 
 /** Render a group's nodes (refreshed every few seconds) and pinned certificates. */
 export async function renderNodes(container, group) {
+  const view = currentView();
   const messages = messageArea();
   const nodesSlot = h("div");
   const certificatesSlot = h("div");
@@ -226,7 +265,10 @@ export async function renderNodes(container, group) {
     if (nodesSlot.contains(document.activeElement)) return;
     try {
       replace(nodesSlot, await nodesTable(group, messages, refreshNodes));
-      replace(updated, `Updated ${new Date().toLocaleTimeString()}; refreshed every 5 s.`);
+      replace(
+        updated,
+        `Updated ${new Date().toLocaleTimeString()}; refreshed every 5 s.`,
+      );
     } catch (error) {
       showError(messages, error);
     }
@@ -253,5 +295,5 @@ export async function renderNodes(container, group) {
   );
   await Promise.all([refreshNodes(), refreshCertificates()]);
   const timer = setInterval(refreshNodes, REFRESH_MS);
-  onLeave(() => clearInterval(timer));
+  onLeave(() => clearInterval(timer), view);
 }

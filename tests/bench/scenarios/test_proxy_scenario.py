@@ -1,0 +1,37 @@
+"""The proxy scenario's config and arithmetic, without running a load."""
+
+from __future__ import annotations
+
+import base64
+
+from bench.scenarios import proxy
+from bench.scenarios.proxy import NGINX, PORTICO_AUTH, Samples
+
+
+def test_basic_auth_guards_mock_and_not_open() -> None:
+    config = proxy.declarative_config(8080)
+    routes = {route["name"]: route["id"] for route in config["routes"]}
+    (plugin,) = config["plugins"]
+    assert plugin["name"] == "basic-auth"
+    assert plugin["route"] == {"id": routes["mock"]}
+
+
+def test_credential_in_the_header_is_the_one_in_the_config() -> None:
+    config = proxy.declarative_config(8080)
+    (credential,) = config["basicauth_credentials"]
+    encoded = proxy.authorization().removeprefix("Basic ")
+    username, password = base64.b64decode(encoded).decode().split(":", 1)
+    assert (username, password) == (credential["username"], credential["password"])
+
+
+def test_ratios_pair_runs_taken_side_by_side() -> None:
+    samples = {
+        NGINX: Samples([100.0, 200.0, 100.0], [], [], [], []),
+        PORTICO_AUTH: Samples([50.0, None, 40.0], [], [], [], []),
+    }
+    assert proxy._run_ratios(samples, PORTICO_AUTH) == [0.5, 0.4]
+
+
+def test_no_ratio_without_nginx() -> None:
+    samples = {PORTICO_AUTH: Samples([50.0], [], [], [], [])}
+    assert proxy._median_ratio(samples, PORTICO_AUTH) is None

@@ -1,0 +1,44 @@
+"""The telemetry listener keeps what pinned nodes report, and only theirs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cluster_harness import ClientPair, Cluster, deadline
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from shared.messages import Telemetry
+
+
+async def test_telemetry_reports_are_kept_per_node(
+    cluster: Cluster, pairs: dict[str, ClientPair]
+) -> None:
+    cluster.start_node("g1", pairs["g1"], node_id="node-t", counters={"requests": 7})
+    telemetry = cluster.listener.telemetry
+    assert telemetry is not None
+
+    async with asyncio.timeout(deadline(5)):
+        while "node-t" not in telemetry.reports("g1"):
+            await asyncio.sleep(0.01)
+    assert telemetry.reports("g1")["node-t"].counters == {"requests": 7}
+
+
+async def test_telemetry_from_a_certificate_pinned_elsewhere_is_refused(
+    cluster: Cluster, pairs: dict[str, ClientPair]
+) -> None:
+    telemetry = cluster.listener.telemetry
+    assert telemetry is not None
+    uri = cluster.url("g1", "tp").replace("https", "wss") + "/v1/telemetry"
+    async with connect(
+        uri, ssl=pairs["g2"].context(cluster.ca), proxy=None
+    ) as connection:
+        async with asyncio.timeout(deadline(5)):
+            try:
+                await connection.send(
+                    Telemetry("intruder", {"requests": 1}, 1.0).serialize()
+                )
+                await connection.recv()
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1008
+    assert "intruder" not in telemetry.reports("g1")
