@@ -18,7 +18,7 @@ up: $(STAMP)
 
 ## dp: attach a data plane node to a runtime group (GROUP=name)
 dp: $(STAMP)
-	$(BIN)/python scripts/dp.py --group "$(GROUP)"
+	$(BIN)/python scripts/dp.py $(if $(GROUP),--group "$(GROUP)",)
 
 ## demo: run the whole composite walkthrough against `make up`
 demo: $(STAMP)

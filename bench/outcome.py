@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Comparison = Literal[">=", "<"]
+Comparison = Literal[">=", "<", "<="]
 TargetStatus = Literal["met", "not met", "skipped"]
 ScenarioStatus = Literal["ok", "skipped", "failed"]
 
@@ -82,6 +82,8 @@ class Target:
             status: TargetStatus = "skipped"
         elif comparison == ">=":
             status = "met" if measured >= threshold else "not met"
+        elif comparison == "<=":
+            status = "met" if measured <= threshold else "not met"
         else:
             status = "met" if measured < threshold else "not met"
         return cls(description, comparison, threshold, unit, measured, status, reason)

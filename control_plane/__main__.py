@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from control_plane.settings import Listen, Settings
+from control_plane.settings import DEFAULT_MAX_PAYLOAD, Listen, Settings
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -65,6 +65,19 @@ def _serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -> N
         ),
         ("cluster-cert", "PEM certificate of the cluster listener", None),
         ("cluster-cert-key", "PEM private key of the cluster listener", None),
+        (
+            "cluster-max-payload",
+            "largest WebSocket message in bytes taken from or pushed to a data "
+            "plane node; a node sending more is disconnected, a larger config "
+            "is not pushed",
+            str(DEFAULT_MAX_PAYLOAD),
+        ),
+        (
+            "cluster-ping-interval",
+            "seconds between pings to each data plane node; a node silent for "
+            "as long again is disconnected",
+            "20",
+        ),
         ("log-level", "debug, info, warning or error", "info"),
     )
     for name, help, default in options:
@@ -129,6 +142,20 @@ def settings_from(args: argparse.Namespace) -> Settings:
     prefix = Path(args.prefix)
     if args.log_level.lower() not in LOG_LEVELS:
         raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+    max_payload = str(args.cluster_max_payload)
+    if not max_payload.isdigit() or int(max_payload) < 1024:
+        raise ValueError(
+            f"--cluster-max-payload must be at least 1024 bytes, got {max_payload!r}"
+        )
+    try:
+        ping_interval = float(args.cluster_ping_interval)
+    except ValueError:
+        ping_interval = 0.0
+    if not 0.1 <= ping_interval <= 3600:
+        raise ValueError(
+            "--cluster-ping-interval must be 0.1 to 3600 seconds, "
+            f"got {args.cluster_ping_interval!r}"
+        )
     return Settings(
         admin_listen=admin,
         cluster_listen=cluster,
@@ -141,6 +168,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cluster_cert_key=Path(args.cluster_cert_key) if args.cluster_cert_key else None,
         log_level=args.log_level.lower(),
         admin_token=os.environ.get("PORTICO_ADMIN_TOKEN") or None,
+        cluster_max_payload=int(max_payload),
+        cluster_ping_interval=ping_interval,
     )
 
 
@@ -160,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.log_level != "debug":
+        # websockets logs each node connection at INFO; the cluster listener
+        # logs the lifecycle with the node id instead.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     from control_plane.server import run
 
     return run(settings)

@@ -116,6 +116,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/health", health, methods=["GET"]),
         Route("/v2/tokens", tokens.list_tokens, methods=["GET"]),
         Route("/v2/tokens", tokens.create_token, methods=["POST"]),
+        Route("/v2/tokens/current", tokens.current_token, methods=["GET"]),
         Route("/v2/tokens/{token_id}", tokens.revoke_token, methods=["DELETE"]),
     ]
     for vocab in VOCABULARIES:

@@ -97,7 +97,15 @@ def _dp_cert(args: argparse.Namespace) -> None:
         f"certificate {created['item']['id']} pinned to runtime group {group['name']}"
     )
     print(f"wrote {cert_path} and {key_path}")
-    print(f"control plane endpoint: {group['config']['control_plane_endpoint']}")
+    endpoints = group["config"]
+    print(f"control plane endpoint: {endpoints['control_plane_endpoint']}")
+    print(f"telemetry endpoint: {endpoints['telemetry_endpoint']}")
+    print(
+        "start a node with: python -m data_plane "
+        f"--cluster-control-plane {endpoints['control_plane_endpoint']} "
+        f"--cluster-telemetry-endpoint {endpoints['telemetry_endpoint']} "
+        f"--cluster-cert {cert_path} --cluster-cert-key {key_path}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -179,7 +179,7 @@ def plan_upsert(
         data["id"] = existing["id"]
     elif is_uuid(key):
         data["id"] = key
-    else:
+    if not is_uuid(key):
         field = ENTITIES[type_name].endpoint_key
         if field is None:
             raise Problem(
@@ -187,6 +187,7 @@ def plan_upsert(
                 f"'{key}' is not a UUID",
                 [InvalidParameter("id", "uuid", "expected a UUID")],
             )
+        # Like Kong, the name in the URL is the entity's name, on a replace too.
         data[field] = key
     entity = validate_entity(type_name, data, now=now, resolve=resolver(state))
     if existing is not None:

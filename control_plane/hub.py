@@ -3,7 +3,9 @@
 The admin API publishes a snapshot after every commit that changes a group's
 configuration; each data plane connection waits for a version it has not sent
 yet. Waiting returns the newest snapshot only, so a burst of commits becomes a
-single push per connection.
+single push per connection. The hub also keeps a bounded log of the changes
+between recent versions (:mod:`control_plane.changelog`), from which a node
+that runs one of them is sent a delta.
 
 All methods must be called from the event loop thread.
 """
@@ -13,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+from control_plane.changelog import ChangeLog
+from shared.delta import Delta
 from shared.snapshot import Snapshot
 
 
 class SnapshotHub:
     """Keep the current snapshot per runtime group and wake its watchers."""
 
-    def __init__(self) -> None:
+    def __init__(self, changes: ChangeLog | None = None) -> None:
+        self._changes = ChangeLog() if changes is None else changes
         self._current: dict[str, Snapshot] = {}
         self._held: set[str] = set()
         self._changed: dict[str, asyncio.Event] = {}
@@ -30,6 +35,8 @@ class SnapshotHub:
         known = self._current.get(snapshot.group_id)
         if known is not None and known.version >= snapshot.version:
             return
+        if known is not None:
+            self._changes.record(known, snapshot)
         self._current[snapshot.group_id] = snapshot
         self._published_at[snapshot.group_id] = time.time()
         self._wake(snapshot.group_id)
@@ -51,6 +58,11 @@ class SnapshotHub:
         self._current.pop(group_id, None)
         self._published_at.pop(group_id, None)
         self._held.discard(group_id)
+        self._changes.forget(group_id)
+
+    def delta(self, version: int, hash_: str, target: Snapshot) -> Delta | None:
+        """Return the changes from a version to `target`, if still logged."""
+        return self._changes.since(version, hash_, target)
 
     def hold(self, group_id: str, held: bool) -> None:
         """Stop (or resume) pushes to a group, e.g. while a composite conflicts."""

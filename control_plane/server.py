@@ -23,6 +23,7 @@ from control_plane.app import create_app
 from control_plane.auth import ensure_admin_token
 from control_plane.hub import SnapshotHub
 from control_plane.settings import Listen, Settings
+from control_plane.store.base import Store
 from control_plane.store.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def _bind(listen: Listen, what: str) -> socket.socket:
     return sock
 
 
-def _cluster_listener(store: SqliteStore, hub: SnapshotHub, settings: Settings) -> Any:
+def _cluster_listener(store: Store, hub: SnapshotHub, settings: Settings) -> Any:
     try:
         from control_plane.cluster.listener import ClusterListener
     except ImportError:
@@ -70,7 +71,14 @@ def _cluster_listener(store: SqliteStore, hub: SnapshotHub, settings: Settings) 
             "cluster listener not available; data plane nodes cannot connect"
         )
         return None
-    return ClusterListener(store=store, hub=hub, settings=settings)
+    return ClusterListener(
+        store=store,
+        hub=hub,
+        settings=settings,
+        max_frame_size=settings.cluster_max_payload,
+        ping_interval=settings.cluster_ping_interval,
+        ping_timeout=settings.cluster_ping_interval,
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -85,11 +93,6 @@ async def serve(settings: Settings) -> None:
 
     groups = await store.list_groups()
     logger.info("store %s open with %d runtime groups", settings.database, len(groups))
-    token = await ensure_admin_token(store, settings.admin_token)
-    if token is not None:
-        # Printed once on first start so that nobody is locked out.
-        print(f"portico: initial organization admin token: {token}", flush=True)
-
     hub = SnapshotHub()
     for snapshot, held in await store.current_snapshots():
         hub.publish(snapshot)
@@ -103,16 +106,22 @@ async def serve(settings: Settings) -> None:
             try:
                 await listener.start()
             except OSError as exc:
-                raise StartupError(
-                    f"cannot listen on {settings.cluster_listen} (cluster): "
-                    f"{exc.strerror}"
-                ) from exc
+                # The listener's messages name the address or file at fault.
+                raise StartupError(exc.strerror or str(exc)) from exc
+        # After the listeners, so that a failed start does not use up the
+        # one time the initial token is shown.
+        token = await ensure_admin_token(store, settings.admin_token)
+        if token is not None:
+            # Printed once on first start so that nobody is locked out.
+            print(f"portico: initial organization admin token: {token}", flush=True)
         config = uvicorn.Config(
             app,
             log_level=settings.log_level,
             access_log=False,
             lifespan="off",
             server_header=False,
+            # Uvicorn's lines then take the control plane's logging format.
+            log_config=None,
         )
         server = _Server(config)
         loop = asyncio.get_running_loop()

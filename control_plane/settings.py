@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Kong's default cluster_max_payload.
+DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Listen:
@@ -41,6 +44,12 @@ class Settings:
     cluster_cert_key: Path | None = None
     log_level: str = "info"
     admin_token: str | None = None
+    # The largest WebSocket message the cluster listener takes from a node or
+    # pushes to one; larger configs are not pushed.
+    cluster_max_payload: int = DEFAULT_MAX_PAYLOAD
+    # Seconds between pings to each node; a node silent for as long again
+    # is disconnected.
+    cluster_ping_interval: float = 20.0
 
     def control_plane_endpoint(self, group_id: str) -> str:
         """Return the URL data plane nodes of a group connect to."""

@@ -24,6 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.log_level != "debug":
+        # websockets logs each connection attempt at INFO; the sync agent
+        # reports outages and refusals itself, once each.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     node = Node(settings)
     try:
         uvloop.run(node.run())

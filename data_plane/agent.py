@@ -6,6 +6,11 @@ control plane pushes, newest first: frames that arrive while one is being
 applied replace each other, so only the latest is applied next. Each apply
 is answered with an applied or an error frame.
 
+The control plane may send a delta instead: the changes from the version the
+node serves. Applied to that config it must give the control plane's hash;
+when it does not fit, the agent answers resync and is sent the full config.
+A config of another runtime group than the endpoint's is refused.
+
 When the control plane is away the node keeps serving the config it has and
 the agent reconnects with jittered exponential backoff (0.5 s up to 30 s).
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import socket
 import ssl
 import time
@@ -35,17 +41,21 @@ from websockets.frames import CloseCode
 from data_plane.plugins.registry import FACTORIES
 from data_plane.settings import Settings
 from shared import __version__ as PORTICO_VERSION
+from shared.delta import apply_delta, entity_count
 from shared.errors import PorticoError, ProtocolError, ValidationError
 from shared.messages import (
+    DELTA,
     MAX_FRAME_SIZE,
     Applied,
     ApplyError,
     ConfigMessage,
+    DeltaMessage,
     Hello,
+    Resync,
     Telemetry,
     decode,
 )
-from shared.snapshot import Snapshot
+from shared.snapshot import Snapshot, config_hash
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +64,12 @@ BACKOFF_MAX = 30.0
 # A connection that ends sooner than this counts as a failed attempt, so a
 # control plane that accepts and then refuses a node is not hammered.
 STABLE_CONNECTION = 10.0
-TELEMETRY_INTERVAL = 10.0
 # Inflating and hashing a big config would stall the proxy; do it in a thread.
 _THREAD_PAYLOAD = 256 * 1024
+# Likewise patching and hashing a config of more entities than this.
+_THREAD_ENTITIES = 2000
+# The path of a group's control_plane_endpoint, as the listener serves it.
+_GROUP_PATH = re.compile(r"/cp/([A-Za-z0-9._-]{1,128})/?$")
 
 
 def backoff(
@@ -81,12 +94,55 @@ def endpoint_uri(endpoint: str, suffix: str) -> str:
     return urlunsplit((schemes[parts.scheme], parts.netloc, path, "", ""))
 
 
+def group_of_endpoint(endpoint: str) -> str:
+    """Return the runtime group id an endpoint URL ends with (``/cp/<id>``)."""
+    match = _GROUP_PATH.search(urlsplit(endpoint).path)
+    if match is None:
+        raise ValidationError(
+            f"expected an endpoint ending in /cp/<runtime group id>, got {endpoint!r}"
+        )
+    return match.group(1)
+
+
 def _retryable(exc: Exception) -> Exception | None:
     # Every failure to connect may heal: the control plane restarts, the
     # certificate gets pinned, the group gets created. Only bugs are fatal.
     if isinstance(exc, OSError | TimeoutError | InvalidHandshake | InvalidStatus):
         return None
     return exc
+
+
+def client_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Return the TLS context that dials the control plane; ValidationError if bad."""
+    if settings.cluster_cert is None or settings.cluster_cert_key is None:
+        raise ValidationError(
+            "--cluster-cert and --cluster-cert-key are required with "
+            "--cluster-control-plane"
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.cluster_cert, settings.cluster_cert_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValidationError(
+            f"--cluster-cert {settings.cluster_cert} and --cluster-cert-key "
+            f"{settings.cluster_cert_key}: not a PEM certificate and its private "
+            f"key ({exc})"
+        ) from None
+    if settings.cluster_ca_cert is None:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        context.load_verify_locations(settings.cluster_ca_cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValidationError(
+            f"--cluster-ca-cert {settings.cluster_ca_cert}: not a PEM certificate "
+            f"({exc})"
+        ) from None
+    # The control plane's generated certificate is a self-signed leaf.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
 
 class SyncAgent:
@@ -105,7 +161,7 @@ class SyncAgent:
         backoff_max: float = BACKOFF_MAX,
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
-        telemetry_interval: float = TELEMETRY_INTERVAL,
+        telemetry_interval: float | None = None,
         max_frame_size: int = MAX_FRAME_SIZE,
     ) -> None:
         if not settings.cluster_control_plane:
@@ -118,7 +174,11 @@ class SyncAgent:
         self._plugins = tuple(sorted(FACTORIES)) if plugins is None else plugins
         self._backoff = (backoff_initial, backoff_max)
         self._ping = (ping_interval, ping_timeout)
-        self._telemetry_interval = telemetry_interval
+        self._telemetry_interval = (
+            settings.cluster_telemetry_interval
+            if telemetry_interval is None
+            else telemetry_interval
+        )
         self._max_frame_size = max_frame_size
 
         # A hello the control plane would refuse is better refused at start.
@@ -127,7 +187,14 @@ class SyncAgent:
         except ProtocolError as exc:
             raise ValidationError(f"cannot introduce this node: {exc}") from None
         self._uri = endpoint_uri(settings.cluster_control_plane, "/v1/outlet")
-        self._ssl = self._ssl_context()
+        # The only group whose configs this node accepts.
+        self.group_id = group_of_endpoint(settings.cluster_control_plane)
+        self._ssl = client_ssl_context(settings)
+        if settings.cluster_ca_cert is None:
+            logger.warning(
+                "no --cluster-ca-cert given: the control plane's certificate "
+                "is not verified"
+            )
         self._connected = False
         self._last_error: str | None = None
 
@@ -140,33 +207,6 @@ class SyncAgent:
     def last_error(self) -> str | None:
         """Return why the last connection failed or ended, if it did."""
         return self._last_error
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        settings = self._settings
-        if settings.cluster_cert is None or settings.cluster_cert_key is None:
-            raise ValidationError(
-                "--cluster-cert and --cluster-cert-key are required with "
-                "--cluster-control-plane"
-            )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(settings.cluster_cert, settings.cluster_cert_key)
-            if settings.cluster_ca_cert is not None:
-                context.load_verify_locations(settings.cluster_ca_cert)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValidationError(f"cannot load cluster certificates: {exc}") from None
-        if settings.cluster_ca_cert is not None:
-            # The control plane's generated certificate is a self-signed leaf.
-            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-        else:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            logger.warning(
-                "no --cluster-ca-cert given: the control plane's certificate "
-                "is not verified"
-            )
-        return context
 
     async def run(self) -> None:
         """Stay in sync with the control plane until cancelled."""
@@ -201,19 +241,23 @@ class SyncAgent:
             max_size=self._max_frame_size,
             ping_interval=self._ping[0],
             ping_timeout=self._ping[1],
+            # A peer that stopped answering pings will not answer a close
+            # either; waiting longer for it only delays the reconnection.
+            close_timeout=self._ping[1],
             reconnect_delays=lambda: backoff(*self._backoff),
             process_exception=self._note_failure,
             proxy=None,
         ):
             started = time.monotonic()
             await self._session(connection)
-            # connect() resets its backoff once a handshake succeeds; keep
-            # backing off while sessions end early.
-            if time.monotonic() - started < STABLE_CONNECTION:
-                delays = delays or backoff(*self._backoff)
-                await asyncio.sleep(next(delays))
-            else:
+            # connect() resets its backoff once a handshake succeeds. Wait all
+            # the same, jittered, so that nodes that lost the same control
+            # plane do not dial back in lockstep; and keep backing off while
+            # sessions end early.
+            if time.monotonic() - started >= STABLE_CONNECTION:
                 delays = None
+            delays = delays or backoff(*self._backoff)
+            await asyncio.sleep(next(delays))
 
     def _note_failure(self, exc: Exception) -> Exception | None:
         # Warn once per outage; websockets logs each retry at INFO.
@@ -231,6 +275,7 @@ class SyncAgent:
             config_version=None if current is None else current.version,
             config_hash=None if current is None else current.hash,
             labels=dict(self._settings.node_labels),
+            capabilities=(DELTA,),
         )
 
     async def _session(self, connection: ClientConnection) -> None:
@@ -289,11 +334,19 @@ class SyncAgent:
             logger.warning("control plane connection lost%s", reason)
 
     async def _read(self, connection: ClientConnection, inbox: _Latest) -> None:
+        # Within one connection the control plane only moves forward; an
+        # older version is a replay, whoever sent it.
+        newest = -1
         async for frame in connection:
             message = decode(frame, max_size=self._max_frame_size)
-            if not isinstance(message, ConfigMessage):
+            if not isinstance(message, ConfigMessage | DeltaMessage):
                 raise ProtocolError(f"unexpected {message.TYPE} message")
-            logger.debug("received config version %d", message.version)
+            if message.version < newest:
+                raise ProtocolError(
+                    f"config version {message.version} after version {newest}"
+                )
+            newest = message.version
+            logger.debug("received %s version %d", message.TYPE, message.version)
             inbox.put(message)
 
     async def _apply_each(self, connection: ClientConnection, inbox: _Latest) -> None:
@@ -302,8 +355,21 @@ class SyncAgent:
             reply = await self._apply_one(message)
             await connection.send(reply.serialize())
 
-    async def _apply_one(self, message: ConfigMessage) -> Applied | ApplyError:
-        """Apply one config message; return what to tell the control plane."""
+    async def _apply_one(
+        self, message: ConfigMessage | DeltaMessage
+    ) -> Applied | ApplyError | Resync:
+        """Apply one config or delta; return what to tell the control plane."""
+        if message.group_id != self.group_id:
+            logger.warning(
+                "refusing config version %d of runtime group %s: this node "
+                "belongs to runtime group %s",
+                message.version,
+                message.group_id,
+                self.group_id,
+            )
+            reason = f"config of runtime group {message.group_id}, not {self.group_id}"
+            return ApplyError(message.version, message.hash, "group", reason)
+
         current = self._current()
         if current is not None and (current.version, current.hash) == (
             message.version,
@@ -311,14 +377,21 @@ class SyncAgent:
         ):
             return Applied(message.version, message.hash, time.time())
 
-        try:
-            if len(message.payload) > _THREAD_PAYLOAD:
-                snapshot = await asyncio.to_thread(message.to_snapshot)
-            else:
-                snapshot = message.to_snapshot()
-        except ProtocolError as exc:
-            logger.warning("config version %d is corrupt: %s", message.version, exc)
-            return ApplyError(message.version, message.hash, "decode", str(exc)[:1024])
+        if isinstance(message, DeltaMessage):
+            patched = await self._patch(message, current)
+            if isinstance(patched, Resync):
+                return patched
+            snapshot = patched
+        else:
+            try:
+                if len(message.payload) > _THREAD_PAYLOAD:
+                    snapshot = await asyncio.to_thread(message.to_snapshot)
+                else:
+                    snapshot = message.to_snapshot()
+            except ProtocolError as exc:
+                logger.warning("config version %d is corrupt: %s", message.version, exc)
+                reason = str(exc)[:1024]
+                return ApplyError(message.version, message.hash, "decode", reason)
 
         try:
             await self._apply(snapshot)
@@ -333,6 +406,47 @@ class SyncAgent:
             return ApplyError(message.version, message.hash, "internal", reason)
         logger.debug("applied config version %d (%s)", message.version, message.hash)
         return Applied(message.version, message.hash, time.time())
+
+    async def _patch(
+        self, message: DeltaMessage, current: Snapshot | None
+    ) -> Snapshot | Resync:
+        """Apply a delta to the config being served; Resync if it does not fit.
+
+        The result must hash like the control plane's config; otherwise the
+        node asks for the full config rather than serve a guess.
+        """
+        if current is None or (current.version, current.hash) != (
+            message.base_version,
+            message.base_hash,
+        ):
+            running = "no config" if current is None else f"version {current.version}"
+            reason = (
+                f"delta from version {message.base_version} cannot apply to {running}"
+            )
+            return self._resync(message, reason)
+
+        def patch() -> Snapshot:
+            config = apply_delta(current.config, message.to_delta())
+            if config_hash(config) != message.hash:
+                raise ProtocolError(
+                    "the config after the delta does not match its hash"
+                )
+            return Snapshot(message.group_id, message.version, message.hash, config)
+
+        try:
+            if entity_count(current.config) > _THREAD_ENTITIES:
+                return await asyncio.to_thread(patch)
+            return patch()
+        except ProtocolError as exc:
+            return self._resync(message, str(exc))
+
+    def _resync(self, message: DeltaMessage, reason: str) -> Resync:
+        logger.warning(
+            "cannot apply the delta to version %d: %s; asking for the full config",
+            message.version,
+            reason,
+        )
+        return Resync(message.version, message.hash, reason[:1024])
 
     # Telemetry.
 
@@ -369,17 +483,21 @@ class SyncAgent:
 
 
 class _Latest:
-    """Hold the newest config message not yet applied; older ones are dropped."""
+    """Hold the newest config message not yet applied; older ones are dropped.
+
+    A delta that replaces an unapplied message no longer fits the config
+    being served: the node then asks for the full config.
+    """
 
     def __init__(self) -> None:
-        self._message: ConfigMessage | None = None
+        self._message: ConfigMessage | DeltaMessage | None = None
         self._ready = asyncio.Event()
 
-    def put(self, message: ConfigMessage) -> None:
+    def put(self, message: ConfigMessage | DeltaMessage) -> None:
         self._message = message
         self._ready.set()
 
-    async def take(self) -> ConfigMessage:
+    async def take(self) -> ConfigMessage | DeltaMessage:
         await self._ready.wait()
         self._ready.clear()
         message = self._message

@@ -107,6 +107,9 @@ def _flatten(document: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for key in ENTITY_KEYS:
         if key in document:
             visit(key, document[key], None, key)
+    # `visit` refers to itself through its closure: break that cycle, or it
+    # keeps every entity alive until the cyclic collector runs.
+    visit = None  # type: ignore[assignment]
     return flat
 
 

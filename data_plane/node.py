@@ -1,8 +1,12 @@
 """Run a data plane node: the proxy, the status API and its config source.
 
 The config comes from the control plane through the sync agent, or from a
-declarative file (reloaded on SIGHUP). SIGTERM and SIGINT stop the node:
-it stops accepting, lets in-flight requests finish (bounded), and closes.
+declarative file (reloaded on SIGHUP). Every config from the control plane is
+also kept in ``<prefix>/config.cache`` (:mod:`data_plane.cache`); a node that
+starts serves that file until its control plane sends something newer.
+
+SIGTERM and SIGINT stop the node: it stops accepting, lets in-flight requests
+finish (bounded), and closes.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from data_plane.agent import SyncAgent
+from data_plane.agent import SyncAgent, client_ssl_context, group_of_endpoint
+from data_plane.cache import ConfigCache
 from data_plane.declarative import DeclarativeLoader
 from data_plane.proxy.server import ProxyServer
-from data_plane.runtime.switch import Switch
+from data_plane.runtime.switch import Switch, aside
 from data_plane.settings import Address, Settings
 from data_plane.status import StatusServer
 from shared.errors import PorticoError
+from shared.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,10 @@ class Node:
         self.switch = Switch()
         self._agent: SyncAgent | None = None
         self._loader: DeclarativeLoader | None = None
+        self._cache: ConfigCache | None = None
+        # Where the config being served came from: "declarative", "cache"
+        # (the last one applied, read back at start) or "control_plane".
+        self.config_source: str | None = None
         self._stop = asyncio.Event()
 
     def control_plane_status(self) -> dict[str, Any]:
@@ -91,9 +101,22 @@ class Node:
                 await self.switch.apply(self._loader.load())
             except PorticoError as exc:
                 raise StartupError(f"--declarative-config: {exc}") from exc
+            self.config_source = "declarative"
+        elif settings.cluster_control_plane:
+            # Serve the last config applied before the restart until the
+            # control plane sends a newer one: it may be unreachable.
+            group_id = group_of_endpoint(settings.cluster_control_plane)
+            self._cache = ConfigCache(settings.prefix, group_id)
+            await self._serve_cached(self._cache)
 
         proxy = ProxyServer(self.switch)
-        status = StatusServer(self.switch, self.node_id, self.control_plane_status)
+        status = StatusServer(
+            self.switch,
+            self.node_id,
+            self.control_plane_status,
+            source=lambda: self.config_source,
+            counters=proxy.counters,
+        )
         await _listen("--proxy-listen", settings.proxy_listen, proxy.start)
         try:
             await _listen("--status-listen", settings.status_listen, status.start)
@@ -122,6 +145,8 @@ class Node:
                     await agent_task
             await status.close()
             await proxy.drain(DRAIN_TIMEOUT)
+            if self._cache is not None:
+                await self._cache.flush()
             logger.info("data plane node %s: stopped", self.node_id)
 
     def _check_settings(self) -> None:
@@ -136,6 +161,32 @@ class Node:
             _check_readable("--cluster-cert", settings.cluster_cert)
             _check_readable("--cluster-cert-key", settings.cluster_cert_key)
             _check_readable("--cluster-ca-cert", settings.cluster_ca_cert)
+            # A bad certificate must stop the start, not every connection.
+            try:
+                client_ssl_context(settings)
+            except PorticoError as exc:
+                raise StartupError(str(exc)) from exc
+            try:
+                group_of_endpoint(settings.cluster_control_plane)
+            except PorticoError as exc:
+                raise StartupError(f"--cluster-control-plane: {exc}") from None
+
+    async def _serve_cached(self, cache: ConfigCache) -> None:
+        snapshot = cache.load()
+        if snapshot is None:
+            return
+        try:
+            await self.switch.apply(snapshot)
+        except PorticoError as exc:
+            logger.warning("refusing cached config %s: %s", cache.path, exc)
+            return
+        self.config_source = "cache"
+
+    async def _apply_from_control_plane(self, snapshot: Snapshot) -> None:
+        await self.switch.apply(snapshot)
+        self.config_source = "control_plane"
+        if self._cache is not None:
+            self._cache.keep(snapshot)
 
     def _start_agent(self, proxy: ProxyServer) -> asyncio.Task[None] | None:
         if not self.settings.cluster_control_plane:
@@ -143,9 +194,12 @@ class Node:
         self._agent = SyncAgent(
             settings=self.settings,
             node_id=self.node_id,
-            apply=self.switch.apply,
+            apply=self._apply_from_control_plane,
             current=self.switch.snapshot,
             counters=proxy.counters,
+            ping_interval=self.settings.cluster_ping_interval,
+            ping_timeout=self.settings.cluster_ping_interval,
+            max_frame_size=self.settings.cluster_max_payload,
         )
         return asyncio.get_running_loop().create_task(self._agent.run())
 
@@ -159,7 +213,9 @@ class Node:
         """Reload the declarative file; keep serving the old config if bad."""
         assert self._loader is not None, "reload without a declarative file"
         try:
-            await self.switch.apply(self._loader.load())
+            # Reading and checking a large file takes a while: off the loop.
+            snapshot = await aside(self._loader.load)
+            await self.switch.apply(snapshot)
         except PorticoError as exc:
             logger.warning(
                 "data plane node %s: declarative config rejected: %s",

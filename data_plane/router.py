@@ -15,15 +15,19 @@ match, the first in Kong's order wins:
 
 Lookups cost O(path depth + host labels), not O(routes): entries are filed
 by host (a dict for plain hosts, suffix and prefix dicts for wildcards), then
-by path in a dict-per-segment trie. Regex entries are tried in order only
-while they could still beat the best indexed candidate.
+by path in a dict-per-segment trie. A regex path is filed in the same trie
+under the literal text every match of it starts with (`/users/` for
+`~/users/\\d+$`), so only the regexes whose literal start the path has are
+tried; a regex with no literal start (or a top-level `|`) is tried for every
+path of its host, in order, only while it could still beat the best
+candidate found.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Container, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from shared.errors import ValidationError
@@ -34,17 +38,60 @@ T = TypeVar("T")
 # Kong's category bits (kong/router/traditional.lua MATCH_RULES).
 _HOST, _HEADER, _URI, _METHOD, _SNI = 0x40, 0x20, 0x10, 0x08, 0x04
 
+# Compiled regex paths and their literal starts by source, kept across
+# configs: a new config version mostly repeats the regexes of the last one.
+# Cleared when it fills up.
+_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {}
+_PATTERNS_LIMIT = 100_000
+
+_Headers = tuple[tuple[str, frozenset[str], re.Pattern[str] | None], ...]
+
+# Routes (or shelves) handled between two yields of a router being built a
+# slice at a time.
+STEP = 16
+
 
 @dataclass(slots=True)
+class RouteMatch(Generic[T]):
+    """The winning route and how much of the path its path matched."""
+
+    target: T
+    matched: int
+
+
 class _Entry(Generic[T]):
     """One (route, path) pair: a route with several paths files one per path."""
 
-    target: T
-    key: tuple[int | str, ...]
-    methods: frozenset[str] | None
-    headers: tuple[tuple[str, frozenset[str], re.Pattern[str] | None], ...]
-    prefix: str | None
-    regex: re.Pattern[str] | None
+    __slots__ = (
+        "target",
+        "key",
+        "methods",
+        "headers",
+        "prefix",
+        "regex",
+        "unconditional",
+        "found",
+    )
+
+    def __init__(
+        self,
+        target: T,
+        key: tuple[int | str, ...],
+        methods: frozenset[str] | None,
+        headers: _Headers,
+        prefix: str | None,
+        regex: re.Pattern[str] | None,
+    ) -> None:
+        self.target = target
+        self.key = key
+        self.methods = methods
+        self.headers = headers
+        self.prefix = prefix  # where it is filed: a prefix, or a regex's literal
+        self.regex = regex
+        # Neither methods nor headers: the path and host decide alone.
+        self.unconditional = methods is None and not headers
+        # What a prefix or pathless entry always yields, made once.
+        self.found = RouteMatch(target, 0 if regex or not prefix else len(prefix))
 
     def accepts(self, method: str, headers: Mapping[str, str]) -> bool:
         if self.methods is not None and method not in self.methods:
@@ -61,152 +108,233 @@ class _Entry(Generic[T]):
         return True
 
 
-@dataclass(slots=True)
+# Shared by every node without children or tails until it gets some; never
+# written to (a node gets a dict of its own first).
+_NOTHING: dict[str, Any] = {}
+
+
 class _Node(Generic[T]):
-    """A trie node; `tails` holds prefixes whose last segment is partial."""
+    """A trie node; `tails` holds prefixes whose last segment is partial.
 
-    children: dict[str, _Node[T]] = field(default_factory=dict)
-    tails: dict[str, list[_Entry[T]]] = field(default_factory=dict)
-    tail_lengths: tuple[int, ...] = ()
+    The root stands for the "/" every path starts with; its children are
+    first segments.
+    """
+
+    __slots__ = ("children", "tails", "tail_lengths")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node[T]] = _NOTHING
+        self.tails: dict[str, list[_Entry[T]]] = _NOTHING
+        self.tail_lengths: tuple[int, ...] = ()
 
 
-@dataclass(slots=True)
 class _Shelf(Generic[T]):
     """Every entry filed under one host key (or under none)."""
 
-    trie: _Node[T] = field(default_factory=_Node)
-    regexes: list[_Entry[T]] = field(default_factory=list)
-    pathless: list[_Entry[T]] = field(default_factory=list)
+    __slots__ = ("trie", "regexes", "pathless")
+
+    def __init__(self) -> None:
+        self.trie: _Node[T] = _Node()
+        self.regexes: list[_Entry[T]] = []  # regexes with no literal start
+        self.pathless: list[_Entry[T]] = []
 
     def add(self, entry: _Entry[T]) -> None:
-        if entry.regex is not None:
-            self.regexes.append(entry)
-        elif entry.prefix is None:
-            self.pathless.append(entry)
+        prefix = entry.prefix
+        if not prefix:
+            (self.pathless if entry.regex is None else self.regexes).append(entry)
+            return
+        segments = prefix[1:].split("/")
+        node = self.trie
+        for segment in segments[:-1]:
+            child = node.children.get(segment)
+            if child is None:
+                if node.children is _NOTHING:
+                    node.children = {}
+                child = node.children[segment] = _Node()
+            node = child
+        tail = node.tails.get(segments[-1])
+        if tail is not None:
+            tail.append(entry)
+        elif node.tails is _NOTHING:
+            node.tails = {segments[-1]: [entry]}
         else:
-            segments = entry.prefix.split("/")
-            node = self.trie
-            for segment in segments[:-1]:
-                node = node.children.setdefault(segment, _Node())
-            node.tails.setdefault(segments[-1], []).append(entry)
+            node.tails[segments[-1]] = [entry]
 
-    def seal(self) -> None:
-        self.regexes.sort(key=lambda e: e.key)
-        self.pathless.sort(key=lambda e: e.key)
+    def seal(self) -> Iterator[None]:
+        """Put every list in Kong's order; yield every few nodes."""
+        if len(self.regexes) > 1:
+            self.regexes.sort(key=_key)
+        if len(self.pathless) > 1:
+            self.pathless.sort(key=_key)
         stack = [self.trie]
+        sealed = 0
         while stack:
+            sealed += 1
+            if sealed % STEP == 0:
+                yield
             node = stack.pop()
-            node.tail_lengths = tuple(sorted({len(t) for t in node.tails}))
-            for entries in node.tails.values():
-                entries.sort(key=lambda e: e.key)
-            stack.extend(node.children.values())
+            tails = node.tails
+            if len(tails) == 1:
+                ((tail, entries),) = tails.items()
+                node.tail_lengths = (len(tail),)
+                if len(entries) > 1:
+                    entries.sort(key=_key)
+            elif tails:
+                node.tail_lengths = tuple(sorted({len(t) for t in tails}))
+                for entries in tails.values():
+                    if len(entries) > 1:
+                        entries.sort(key=_key)
+            if node.children:
+                stack.extend(node.children.values())
 
 
-@dataclass(frozen=True, slots=True)
-class RouteMatch(Generic[T]):
-    """The winning route and how much of the path its path matched."""
-
-    target: T
-    matched: int
+def _key(entry: _Entry[T]) -> tuple[int | str, ...]:
+    return entry.key
 
 
-def _is_plain_host(host: str) -> bool:
-    return "*" not in host
+# Where a shelf sits: the dict it is kept in and its host key there.
+_PLAIN, _SUFFIX, _PREFIX, _NO_HOST = 0, 1, 2, 3
+_ShelfKey = tuple[int, str]
+_HOSTLESS: _ShelfKey = (_NO_HOST, "")
+
+
+class _Filing(Generic[T]):
+    """A route's entries and the shelves they are filed on."""
+
+    __slots__ = ("entries", "shelves")
+
+    def __init__(self, entries: list[_Entry[T]], shelves: list[_ShelfKey]) -> None:
+        self.entries = entries
+        self.shelves = shelves
 
 
 class Router(Generic[T]):
-    """Find the route for a request among `(route entity, target)` pairs."""
+    """Find the route for a request among `(route entity, target)` pairs.
 
-    def __init__(self, routes: Sequence[tuple[Mapping[str, Any], T]]) -> None:
+    Given the router of the previous config and the ids of the routes whose
+    entity and target are the ones it filed (`unchanged`), only the shelves
+    that a changed, new or removed route sits on are built again; the others
+    are shared with the previous router, which stays as it was.
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[tuple[Mapping[str, Any], T]],
+        *,
+        previous: Router[T] | None = None,
+        unchanged: Container[str] = (),
+    ) -> None:
+        for _ in self._fill(routes, previous, unchanged):
+            pass
+
+    @classmethod
+    def build(
+        cls,
+        routes: Sequence[tuple[Mapping[str, Any], T]],
+        *,
+        previous: Router[T] | None = None,
+        unchanged: Container[str] = (),
+    ) -> Generator[None, None, Router[T]]:
+        """Build a router a slice at a time: it yields every few routes."""
+        router = cls(())
+        yield from router._fill(routes, previous, unchanged)
+        return router
+
+    def _fill(
+        self,
+        routes: Sequence[tuple[Mapping[str, Any], T]],
+        previous: Router[T] | None,
+        unchanged: Container[str],
+    ) -> Iterator[None]:
+        self.candidate_checks = 0  # entries examined, for tests and benchmarks
+        self._filed: dict[str, _Filing[T]] = {}
+        old = previous._filed if previous is not None else {}
+
+        # File every route, reusing the entries of unchanged ones; note the
+        # shelves that will differ from the previous router's.
+        touched: set[_ShelfKey] = set()
+        for position, (route, target) in enumerate(routes):
+            if position % STEP == STEP - 1:
+                yield
+            route_id = str(route.get("id") or "")
+            filing = old.get(route_id) if route_id in unchanged else None
+            if filing is None:
+                filing = _file(route, target)
+                touched.update(filing.shelves)
+                replaced = old.get(route_id)
+                if replaced is not None:
+                    touched.update(replaced.shelves)
+            self._filed[route_id] = filing
+        for position, (route_id, filing) in enumerate(old.items()):
+            if position % STEP == STEP - 1:
+                yield
+            if route_id not in self._filed:
+                touched.update(filing.shelves)
+
+        # Share the untouched shelves; build the touched ones from scratch.
         self._plain: dict[str, _Shelf[T]] = {}
         self._suffix: dict[str, _Shelf[T]] = {}  # "*.example.com" under ".example.com"
         self._prefix: dict[str, _Shelf[T]] = {}  # "example.*" under "example."
         self._hostless: _Shelf[T] = _Shelf()
-        self.candidate_checks = 0  # entries examined, for tests and benchmarks
-        for route, target in routes:
-            self._file(route, target)
-        for shelf in self._shelves():
-            shelf.seal()
+        rebuild_all = previous is None
+        if previous is not None:
+            self._plain.update(previous._plain)
+            self._suffix.update(previous._suffix)
+            self._prefix.update(previous._prefix)
+            if _HOSTLESS not in touched:
+                self._hostless = previous._hostless
+            yield
+        by_kind = (self._plain, self._suffix, self._prefix)
+        for position, (kind, name) in enumerate(touched):
+            if position % STEP == STEP - 1:
+                yield
+            if kind != _NO_HOST:
+                by_kind[kind].pop(name, None)
+        fresh: dict[_ShelfKey, _Shelf[T]] = {}
+        if rebuild_all or _HOSTLESS in touched:
+            fresh[_HOSTLESS] = self._hostless
+        for position, filing in enumerate(self._filed.values()):
+            if position % STEP == STEP - 1:
+                yield
+            for key in filing.shelves:
+                if not rebuild_all and key not in touched:
+                    continue
+                shelf = fresh.get(key)
+                if shelf is None:
+                    shelf = fresh[key] = _Shelf()
+                    by_kind[key[0]][key[1]] = shelf
+                for entry in filing.entries:
+                    shelf.add(entry)
+        for position, shelf in enumerate(fresh.values()):
+            if position % STEP == STEP - 1:
+                yield
+            yield from shelf.seal()
+        self._hostless_only = (self._hostless,)
 
-    def _shelves(self) -> list[_Shelf[T]]:
-        return [
-            *self._plain.values(),
-            *self._suffix.values(),
-            *self._prefix.values(),
-            self._hostless,
-        ]
+    def parts(self) -> list[object]:
+        """Return the pieces that hold most of this router's memory.
 
-    def _file(self, route: Mapping[str, Any], target: T) -> None:
-        """File one entry per path of `route` under each of its hosts."""
-        hosts = [h.lower() for h in route.get("hosts") or ()]
-        methods = route.get("methods") or None
-        headers = _compile_headers(route)
-        paths = route.get("paths") or ()
-        bits = (
-            (_HOST if hosts else 0)
-            | (_HEADER if headers else 0)
-            | (_URI if paths else 0)
-            | (_METHOD if methods else 0)
-            | (_SNI if route.get("snis") else 0)
-        )
-        weight = bin(bits).count("1")
-        wildcard = int(any(not _is_plain_host(h) for h in hosts))
-        created_at = int(route.get("created_at") or 0)
-        route_id = str(route.get("id") or "")
-        regex_priority = int(route.get("regex_priority") or 0)
-        method_set = frozenset(m.upper() for m in methods) if methods else None
+        For a caller that frees a router a little at a time: with these
+        referenced elsewhere, dropping the router frees only its index.
+        """
+        return list(self._filed.values())
 
-        def entry(
-            prefix: str | None, regex: re.Pattern[str] | None, rank: tuple[int, int]
-        ) -> _Entry[T]:
-            key = (-weight, -bits, wildcard, -len(headers), *rank, created_at)
-            return _Entry(target, (*key, route_id), method_set, headers, prefix, regex)
-
-        entries: list[_Entry[T]] = []
-        for path in paths:
-            if path.startswith("~"):
-                try:
-                    pattern = compile_path_regex(path)
-                except re.error as exc:
-                    raise ValidationError(f"route {route_id}: bad regex path") from exc
-                entries.append(entry(None, pattern, (0, -regex_priority)))
-            else:
-                entries.append(entry(path, None, (1, -len(path))))
-        if not paths:
-            if not (hosts or methods or headers):
-                return  # an SNI-only route never matches plain HTTP
-            entries.append(entry(None, None, (1, 0)))
-
-        for new in entries:
-            if not hosts:
-                self._hostless.add(new)
-            for host in hosts:
-                self._shelf_for(host).add(new)
-
-    def _shelf_for(self, host: str) -> _Shelf[T]:
-        if host.startswith("*."):
-            return self._suffix.setdefault(host[1:], _Shelf())
-        if host.endswith(".*"):
-            return self._prefix.setdefault(host[:-1], _Shelf())
-        return self._plain.setdefault(host, _Shelf())
-
-    def _shelves_for(self, host: str) -> list[_Shelf[T]]:
+    def _shelves_for(self, host: str) -> Sequence[_Shelf[T]]:
         """Return the shelves whose host pattern matches `host`."""
-        shelves = []
         plain = self._plain.get(host)
-        if plain is not None:
-            shelves.append(plain)
-        if self._suffix or self._prefix:
-            dot = host.find(".")
-            while dot > 0:
-                # "*.b.c" matches "a.b.c" and "x.a.b.c": one label or more.
-                suffix = self._suffix.get(host[dot:])
-                if suffix is not None:
-                    shelves.append(suffix)
-                prefix = self._prefix.get(host[: dot + 1])
-                if prefix is not None and dot + 1 < len(host):
-                    shelves.append(prefix)
-                dot = host.find(".", dot + 1)
+        if not (self._suffix or self._prefix):
+            return self._hostless_only if plain is None else (plain, self._hostless)
+        shelves = [] if plain is None else [plain]
+        dot = host.find(".")
+        while dot > 0:
+            # "*.b.c" matches "a.b.c" and "x.a.b.c": one label or more.
+            suffix = self._suffix.get(host[dot:])
+            if suffix is not None:
+                shelves.append(suffix)
+            prefix = self._prefix.get(host[: dot + 1])
+            if prefix is not None and dot + 1 < len(host):
+                shelves.append(prefix)
+            dot = host.find(".", dot + 1)
         shelves.append(self._hostless)
         return shelves
 
@@ -220,14 +348,15 @@ class Router(Generic[T]):
         values.
         """
         best: _Entry[T] | None = None
-        matched = 0
-        shelves = self._shelves_for(host) if host else [self._hostless]
-        segments = path.split("/")
+        found: RouteMatch[T] | None = None
+        shelves = self._shelves_for(host) if host else self._hostless_only
+        segments = path[1:].split("/")
+        last = len(segments) - 1
         for shelf in shelves:
-            # Prefix entries: walk the trie, deeper nodes hold longer prefixes.
+            # Entries filed by path: walk the trie, deeper nodes hold longer
+            # prefixes; a regex found on the way must still match.
             node: _Node[T] | None = shelf.trie
             depth = 0
-            last = len(segments) - 1
             while node is not None:
                 segment = segments[depth]
                 for length in node.tail_lengths:
@@ -237,9 +366,19 @@ class Router(Generic[T]):
                         if best is not None and candidate.key >= best.key:
                             break
                         self.candidate_checks += 1
-                        if candidate.accepts(method, headers):
+                        if not (
+                            candidate.unconditional
+                            or candidate.accepts(method, headers)
+                        ):
+                            continue
+                        regex = candidate.regex
+                        if regex is None:
+                            best, found = candidate, candidate.found
+                            break
+                        hit = regex.match(path)
+                        if hit is not None:
                             best = candidate
-                            matched = len(candidate.prefix or "")
+                            found = RouteMatch(candidate.target, hit.end())
                             break
                 if depth == last:
                     break
@@ -249,33 +388,164 @@ class Router(Generic[T]):
                 if best is not None and candidate.key >= best.key:
                     break
                 self.candidate_checks += 1
-                if candidate.accepts(method, headers):
-                    best, matched = candidate, 0
+                if candidate.unconditional or candidate.accepts(method, headers):
+                    best, found = candidate, candidate.found
                     break
             for candidate in shelf.regexes:
                 if best is not None and candidate.key >= best.key:
                     break
                 self.candidate_checks += 1
-                if candidate.accepts(method, headers):
+                if candidate.unconditional or candidate.accepts(method, headers):
                     assert candidate.regex is not None, "regex entry without pattern"
-                    found = candidate.regex.match(path)
-                    if found is not None:
-                        best, matched = candidate, found.end()
+                    hit = candidate.regex.match(path)
+                    if hit is not None:
+                        best = candidate
+                        found = RouteMatch(candidate.target, hit.end())
                         break
-        if best is None:
-            return None
-        return RouteMatch(best.target, matched)
+        return found
 
 
-def _compile_headers(
-    route: Mapping[str, Any],
-) -> tuple[tuple[str, frozenset[str], re.Pattern[str] | None], ...]:
+def _file(route: Mapping[str, Any], target: T) -> _Filing[T]:
+    """Return one entry per path of `route` and the shelves of its hosts."""
+    hosts = [h.lower() for h in route.get("hosts") or ()]
+    methods = route.get("methods") or None
+    headers = _compile_headers(route) if route.get("headers") else ()
+    paths = route.get("paths") or ()
+    bits = (
+        (_HOST if hosts else 0)
+        | (_HEADER if headers else 0)
+        | (_URI if paths else 0)
+        | (_METHOD if methods else 0)
+        | (_SNI if route.get("snis") else 0)
+    )
+    wildcard = 1 if hosts and any("*" in h for h in hosts) else 0
+    created_at = int(route.get("created_at") or 0)
+    route_id = str(route.get("id") or "")
+    regex_priority = int(route.get("regex_priority") or 0)
+    method_set = frozenset(m.upper() for m in methods) if methods else None
+    head = (-bin(bits).count("1"), -bits, wildcard, -len(headers))
+
+    entries: list[_Entry[T]] = []
+    for path in paths:
+        if path.startswith("~"):
+            key = (*head, 0, -regex_priority, created_at, route_id)
+            pattern, literal = _compile(path, route_id)
+            entries.append(_Entry(target, key, method_set, headers, literal, pattern))
+        else:
+            key = (*head, 1, -len(path), created_at, route_id)
+            entries.append(_Entry(target, key, method_set, headers, path, None))
+    if not paths:
+        if not (hosts or methods or headers):
+            return _Filing([], [])  # an SNI-only route never matches plain HTTP
+        key = (*head, 1, 0, created_at, route_id)
+        entries.append(_Entry(target, key, method_set, headers, None, None))
+    return _Filing(entries, [_shelf_key(host) for host in hosts] or [_HOSTLESS])
+
+
+def _shelf_key(host: str) -> _ShelfKey:
+    """Return where the entries of a route with `host` are filed."""
+    if host.startswith("*."):
+        return _SUFFIX, host[1:]
+    if host.endswith(".*"):
+        return _PREFIX, host[:-1]
+    return _PLAIN, host
+
+
+def _compile(path: str, route_id: str) -> tuple[re.Pattern[str], str]:
+    """Return the regex of a `~` path and its literal start, cached by path."""
+    compiled = _PATTERNS.get(path)
+    if compiled is None:
+        try:
+            pattern = compile_path_regex(path)
+        except re.error as exc:
+            raise ValidationError(f"route {route_id}: bad regex path") from exc
+        if len(_PATTERNS) >= _PATTERNS_LIMIT:
+            _PATTERNS.clear()
+        compiled = _PATTERNS[path] = (pattern, _literal_start(path[1:]))
+    return compiled
+
+
+# Characters with a meaning in a regex; any other character stands for itself.
+_SPECIAL = frozenset(".^$*+?{}[]|()\\")
+
+
+def _literal_start(source: str) -> str:
+    """Return the text every match of the regex `source` begins with.
+
+    It is read conservatively: the scan stops at the first construct that is
+    not one fixed character (a class, a group, an escape like `\\d`), and a
+    character made optional by the quantifier after it is left out. A
+    top-level `|` lets each branch begin differently: nothing is fixed then.
+    The result is only used when it starts with `/`, as every path does.
+    """
+    if _has_top_level_bar(source):
+        return ""
+    if source.startswith("^"):
+        source = source[1:]  # matches are anchored at the start anyway
+    literal: list[str] = []
+    position = 0
+    while position < len(source):
+        char = source[position]
+        step = 1
+        if char == "\\":
+            char = source[position + 1 : position + 2]
+            if not char or char.isalnum() or char.isspace():
+                break  # \d, \b, \1 ...: not one fixed character
+            step = 2
+        elif char in _SPECIAL:
+            break
+        following = source[position + step : position + step + 1]
+        if following in ("*", "?", "{"):
+            break  # the character may be absent
+        literal.append(char)
+        if following == "+":
+            break  # present, but what follows it is not fixed
+        position += step
+    text = "".join(literal)
+    return text if text.startswith("/") else ""
+
+
+def _has_top_level_bar(source: str) -> bool:
+    """Tell whether `source` has an alternation outside any group."""
+    depth = 0
+    position = 0
+    in_class = False
+    while position < len(source):
+        char = source[position]
+        if char == "\\":
+            position += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            # A "]" first in a class (after an optional "^") is a member.
+            if source[position + 1 : position + 2] == "^":
+                position += 1
+            if source[position + 1 : position + 2] == "]":
+                position += 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return True
+        position += 1
+    return False
+
+
+def _compile_headers(route: Mapping[str, Any]) -> _Headers:
     """Return (lowercase name, lowercase values, regex) per route header."""
     compiled = []
     for name, values in sorted((route.get("headers") or {}).items()):
         values = [values] if isinstance(values, str) else list(values)
         pattern = None
         if len(values) == 1 and values[0].startswith("~*"):
-            pattern = re.compile(values[0][2:], re.IGNORECASE)
+            try:
+                pattern = re.compile(values[0][2:], re.IGNORECASE)
+            except re.error as exc:
+                raise ValidationError(
+                    f"route {route.get('id')}: bad regex in header {name}: {exc}"
+                ) from exc
         compiled.append((name.lower(), frozenset(v.lower() for v in values), pattern))
     return tuple(compiled)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.errors import ValidationError
+from shared.messages import MAX_FRAME_SIZE
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -44,9 +45,12 @@ class Settings:
 
     cluster_control_plane: str | None = None
     cluster_telemetry_endpoint: str | None = None
+    cluster_telemetry_interval: float = 10.0
     cluster_cert: Path | None = None
     cluster_cert_key: Path | None = None
     cluster_ca_cert: Path | None = None
+    cluster_ping_interval: float = 20.0
+    cluster_max_payload: int = MAX_FRAME_SIZE
     proxy_listen: Address = Address("0.0.0.0", 8000)
     status_listen: Address = Address("127.0.0.1", 8100)
     prefix: Path = Path("var/dp")
@@ -78,12 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="the runtime group's telemetry_endpoint",
     )
+    add(
+        "--cluster-telemetry-interval",
+        metavar="SECONDS",
+        default="10",
+        help="how often request counters are sent to the telemetry endpoint "
+        "(default %(default)s)",
+    )
     add("--cluster-cert", metavar="FILE", help="client certificate (PEM)")
     add("--cluster-cert-key", metavar="FILE", help="client certificate key (PEM)")
     add(
         "--cluster-ca-cert",
         metavar="FILE",
         help="CA bundle that verifies the control plane (PEM)",
+    )
+    add(
+        "--cluster-ping-interval",
+        metavar="SECONDS",
+        default="20",
+        help="ping the control plane this often; a control plane silent for as "
+        "long again is taken for gone and dialled anew (default %(default)s)",
+    )
+    add(
+        "--cluster-max-payload",
+        metavar="BYTES",
+        default=str(MAX_FRAME_SIZE),
+        help="largest config frame accepted from the control plane, compressed "
+        "(default %(default)s)",
     )
     add(
         "--proxy-listen",
@@ -101,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix",
         metavar="DIR",
         default="var/dp",
-        help="working directory; keeps the node id across restarts "
-        "(default %(default)s)",
+        help="working directory; keeps the node id and the last config applied "
+        "across restarts (default %(default)s)",
     )
     add(
         "--declarative-config",
@@ -150,6 +175,22 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
+def _seconds(option: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.1 <= value <= 3600:
+        raise ValidationError(f"{option} must be 0.1 to 3600 seconds, got {text!r}")
+    return value
+
+
+def _bytes(option: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1024:
+        raise ValidationError(f"{option} must be at least 1024 bytes, got {text!r}")
+    return int(text)
+
+
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
@@ -170,9 +211,16 @@ def parse_settings(
     return Settings(
         cluster_control_plane=args.cluster_control_plane or None,
         cluster_telemetry_endpoint=args.cluster_telemetry_endpoint or None,
+        cluster_telemetry_interval=_seconds(
+            "--cluster-telemetry-interval", args.cluster_telemetry_interval
+        ),
         cluster_cert=_path(args.cluster_cert),
         cluster_cert_key=_path(args.cluster_cert_key),
         cluster_ca_cert=_path(args.cluster_ca_cert),
+        cluster_ping_interval=_seconds(
+            "--cluster-ping-interval", args.cluster_ping_interval
+        ),
+        cluster_max_payload=_bytes("--cluster-max-payload", args.cluster_max_payload),
         proxy_listen=Address.parse(args.proxy_listen, option="--proxy-listen"),
         status_listen=Address.parse(args.status_listen, option="--status-listen"),
         prefix=Path(args.prefix),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -30,8 +30,13 @@ class StatusServer:
         switch: Switch,
         node_id: str,
         control_plane: Callable[[], dict[str, Any]],
+        *,
+        source: Callable[[], str | None] | None = None,
+        counters: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._switch = switch
+        self._source = source
+        self._counters = counters
         self._node_id = node_id
         self._control_plane = control_plane
         self._server: asyncio.Server | None = None
@@ -60,6 +65,8 @@ class StatusServer:
             "hash": None,
             "group_id": None,
             "applied_at": None,
+            "compile_ms": None,
+            "source": None,
         }
         if current is not None:
             config = {
@@ -67,10 +74,14 @@ class StatusServer:
                 "hash": current.snapshot.hash,
                 "group_id": current.snapshot.group_id,
                 "applied_at": int(current.applied_at),
+                # From the start of its compile to its swap, waits included.
+                "compile_ms": round(current.compile_seconds * 1000, 1),
+                "source": self._source() if self._source is not None else None,
             }
         return {
             "config": config,
             "control_plane": self._control_plane(),
+            "counters": dict(self._counters()) if self._counters is not None else {},
             "node_id": self._node_id,
             "version": __version__,
         }

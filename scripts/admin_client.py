@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+# Everything the local scripts keep: the database, the token, node key pairs.
+VAR = Path(os.environ.get("PORTICO_VAR") or ROOT / "var").resolve()
 TOKEN_FILE = VAR / "admin-token"
 DEFAULT_ADMIN_URL = "http://127.0.0.1:8001"
 
@@ -72,16 +73,31 @@ class AdminClient:
             except ValueError:
                 payload = raw.decode(errors="replace")
             raise AdminError(error.code, payload) from None
+        except OSError as error:
+            reason = getattr(error, "reason", error)
+            raise SystemExit(
+                f"portico: cannot reach the control plane at {self.base_url} "
+                f"({reason}); is `make up` running?"
+            ) from None
         return json.loads(raw) if raw else None
 
-    def group(self, name: str) -> dict[str, Any]:
-        """Return the runtime group called `name`."""
-        query = urllib.parse.urlencode({"filter[name][eq]": name})
+    def group(self, key: str) -> dict[str, Any]:
+        """Return the runtime group named `key`, or with that id."""
+        query = urllib.parse.urlencode({"filter[name][eq]": key})
         found = self.request("GET", f"/v2/runtime-groups?{query}")["data"]
-        if not found:
-            raise SystemExit(f"no runtime group named {name!r}")
-        group: dict[str, Any] = found[0]
-        return group
+        if found:
+            group: dict[str, Any] = found[0]
+            return group
+        try:
+            by_id: dict[str, Any] = self.request(
+                "GET", f"/v2/runtime-groups/{urllib.parse.quote(key, safe='')}"
+            )
+        except AdminError:
+            raise SystemExit(
+                f"portico: no runtime group named {key!r}; create it first "
+                "(README.md, or `make demo`)"
+            ) from None
+        return by_id
 
     def ensure_group(self, name: str, cluster_type: str) -> dict[str, Any]:
         """Return the runtime group called `name`, creating it if needed."""

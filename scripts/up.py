@@ -2,7 +2,8 @@
 
 Both run in the foreground until Ctrl-C or SIGTERM, which stops them in order.
 The admin token is kept in var/admin-token (mode 0600) so that `make dp` and
-`make demo` can use it; export PORTICO_ADMIN_TOKEN to choose your own.
+`make demo` can use it; export PORTICO_ADMIN_TOKEN to choose your own. Running
+it again reuses var/: the same database, token and cluster certificate.
 """
 
 from __future__ import annotations
@@ -11,29 +12,45 @@ import argparse
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
-from admin_client import TOKEN_FILE, VAR
+from admin_client import ROOT, TOKEN_FILE, VAR
+
+# What each address is for, to say so when it is taken.
+LISTENERS = (
+    ("admin_listen", "admin API", "127.0.0.1:8001"),
+    ("cluster_listen", "cluster listener", "127.0.0.1:8005"),
+    ("cluster_telemetry_listen", "telemetry listener", "127.0.0.1:8006"),
+    ("echo_listen", "echo upstream", "127.0.0.1:8080"),
+)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the addresses from the command line and PORTICO_<OPTION>."""
     parser = argparse.ArgumentParser(
-        description="Run a local Portico control plane and the echo upstream."
+        prog="scripts/up.py",
+        description=(
+            "`make up` runs this: a local Portico control plane on SQLite (under "
+            "var/, or PORTICO_VAR) and the "
+            "echo upstream, in the foreground until Ctrl-C. Every option can "
+            "also be set as PORTICO_<OPTION>, e.g. PORTICO_ADMIN_LISTEN."
+        ),
     )
-    parser.add_argument(
-        "--admin-listen",
-        default=os.environ.get("PORTICO_ADMIN_LISTEN", "127.0.0.1:8001"),
-        help="admin API address (env PORTICO_ADMIN_LISTEN)",
-    )
-    parser.add_argument(
-        "--echo-listen",
-        default=os.environ.get("PORTICO_ECHO_LISTEN", "127.0.0.1:8080"),
-        help="echo upstream address (env PORTICO_ECHO_LISTEN)",
-    )
-    return parser.parse_args()
+    for dest, what, default in LISTENERS:
+        option = "--" + dest.replace("_", "-")
+        env = "PORTICO_" + dest.upper()
+        parser.add_argument(
+            option,
+            metavar="HOST:PORT",
+            default=os.environ.get(env, default),
+            help=f"address of the {what} (env {env}, default {default})",
+        )
+    return parser.parse_args(argv)
 
 
 def admin_token() -> str:
@@ -51,74 +68,129 @@ def admin_token() -> str:
     return token
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
+def check_free(address: str, what: str, option: str) -> None:
+    """Exit with a clear message if `address` cannot be listened on."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if not port.isdigit():
+        raise SystemExit(f"portico: --{option} must be host:port, got {address!r}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except OSError as exc:
+            env = "PORTICO_" + option.upper().replace("-", "_")
+            raise SystemExit(
+                f"portico: cannot listen on {address} ({what}): "
+                f"{exc.strerror or exc}.\n"
+                "Is `make up` already running in another terminal? Stop it, "
+                f"or choose another address with {env}=HOST:PORT."
+            ) from None
+
+
+def wait_answer(
+    url: str, process: subprocess.Popen[bytes], what: str, deadline: float
+) -> None:
+    """Wait until `url` answers, failing if `process` exits first."""
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the control plane exited with {process.returncode}")
+            raise SystemExit(
+                f"portico: the {what} exited with status {process.returncode}; "
+                "see its message above"
+            )
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"the control plane did not answer {url} in time")
+    raise SystemExit(f"portico: the {what} did not answer {url} in time")
 
 
-def main() -> None:
-    args = parse_args()
+def banner(args: argparse.Namespace, token: str) -> str:
+    """Return what a user needs once everything is up."""
+    admin_url = f"http://{args.admin_listen}"
+    shown_token = TOKEN_FILE
+    if TOKEN_FILE.is_relative_to(Path.cwd()):
+        shown_token = TOKEN_FILE.relative_to(Path.cwd())
+    return f"""
+Portico is up.
+  admin API      {admin_url}   (browser UI: {admin_url}/ui/)
+  admin token    {token}
+  echo upstream  http://{args.echo_listen}
+  data under     {VAR}
+
+Next steps, in a second terminal:
+  make demo             # the composite walkthrough end to end, with propagation times
+  make dp GROUP=CRG     # or attach a data plane node to a runtime group yourself
+  export PORTICO_ADMIN_TOKEN=$(cat {shown_token})   # for curl, see README.md
+Ctrl-C stops everything.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start both processes, print the banner, stop both on a signal."""
+    args = parse_args(argv)
+    for dest, what, _ in LISTENERS:
+        check_free(getattr(args, dest), what, dest.replace("_", "-"))
     token = admin_token()
     env = dict(os.environ, PORTICO_ADMIN_TOKEN=token)
     python = sys.executable
-
-    echo = subprocess.Popen(
-        [python, "-m", "echo_upstream", "--listen", args.echo_listen], env=env
-    )
-    control_plane = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "control_plane",
-            "--prefix",
-            str(VAR / "cp"),
-            "--admin-listen",
-            args.admin_listen,
-        ],
-        env=env,
-    )
-    children = [control_plane, echo]
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
-        admin_url = f"http://{args.admin_listen}"
-        wait_healthy(admin_url + "/health", control_plane, time.monotonic() + 30)
-        print(
-            f"""
-Portico is up.
-  admin API      {admin_url}
-  admin token    {token}
-  echo upstream  http://{args.echo_listen}
-
-Next steps:
-  export PORTICO_ADMIN_TOKEN={token}
-  make demo                 # runs the composite walkthrough end to end
-  make dp GROUP=<name>      # attaches a data plane node to a runtime group
-  README.md walks through every step with curl.
-Ctrl-C stops everything.
-""",
-            flush=True,
+        echo = subprocess.Popen(
+            [python, "-m", "echo_upstream", "--listen", args.echo_listen],
+            env=env,
+            cwd=ROOT,
         )
-        while all(child.poll() is None for child in children):
+        children.append(("echo upstream", echo))
+        control_plane = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "control_plane",
+                "--prefix",
+                str(VAR / "cp"),
+                "--admin-listen",
+                args.admin_listen,
+                "--cluster-listen",
+                args.cluster_listen,
+                "--cluster-telemetry-listen",
+                args.cluster_telemetry_listen,
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        # Stopped first, so that data plane nodes see it leave cleanly.
+        children.insert(0, ("control plane", control_plane))
+        deadline = time.monotonic() + 30
+        health = f"http://{args.admin_listen}/health"
+        wait_answer(health, control_plane, "control plane", deadline)
+        ready = f"http://{args.echo_listen}/status/200"
+        wait_answer(ready, echo, "echo upstream", deadline)
+        print(banner(args, token), flush=True)
+        while True:
+            for what, child in children:
+                if child.poll() is not None:
+                    print(
+                        f"portico: the {what} exited with status {child.returncode}",
+                        file=sys.stderr,
+                    )
+                    return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        return 0
     finally:
-        # Stop the control plane first so data plane nodes see it leave cleanly.
-        for child in children:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for _, child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        for child in children:
+        for _, child in children:
             try:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -126,4 +198,4 @@ Ctrl-C stops everything.
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

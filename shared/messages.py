@@ -7,11 +7,19 @@ the compressed configuration after that line::
     {"v":1,"type":"config","group_id":...,"version":7,"hash":...,"size":1234}\\n
     <zlib-compressed orjson of the snapshot's config>
 
+A delta frame carries, the same way, the changes from the version a node
+runs to a newer one (see :mod:`shared.delta`)::
+
+    {"v":1,"type":"delta","group_id":...,"base_version":5,"base_hash":...,
+     "version":7,"hash":...,"size":321}\n
+    <zlib-compressed orjson of {"lists", "fields", "upserts", "deletes"}>
+
 The other frames are the header alone::
 
     hello     node → CP, first frame: who the node is and what it runs
     applied   node → CP: a config version now serves traffic
     error     node → CP: a config version could not be applied
+    resync    node → CP: a delta did not apply; send the full config
     telemetry node → CP (telemetry endpoint): request counters
 
 Keepalive is left to WebSocket pings. Anything malformed, unknown or larger
@@ -28,10 +36,13 @@ from typing import Any, ClassVar, Self
 
 import orjson
 
+from shared.delta import Delta
 from shared.errors import ProtocolError
 from shared.snapshot import Snapshot, config_hash
 
 PROTOCOL_VERSION = 1
+# The capability a node names in its hello to be sent deltas.
+DELTA = "delta"
 MAX_FRAME_SIZE = 16 * 1024 * 1024
 # JSON compresses well, so a frame may inflate far past its own size; refuse
 # configs larger than this so that a hostile frame cannot exhaust memory.
@@ -82,8 +93,13 @@ def _load_header(data: bytes) -> dict[str, Any]:
     return header
 
 
-def _fields(type_name: str, header: Mapping[str, Any], names: set[str]) -> None:
-    unknown = set(header) - names - {"v", "type"}
+def _fields(
+    type_name: str,
+    header: Mapping[str, Any],
+    names: set[str],
+    optional: frozenset[str] = frozenset(),
+) -> None:
+    unknown = set(header) - names - optional - {"v", "type"}
     if unknown:
         raise _fail(type_name, f"unknown fields {sorted(unknown)}")
     missing = names - set(header)
@@ -104,6 +120,9 @@ class Hello:
     config_version: int | None
     config_hash: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Optional protocol features the node supports, e.g. "delta"; a node
+    # that sends none gets full configs only.
+    capabilities: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Raise ProtocolError unless every field is well formed."""
@@ -124,6 +143,14 @@ class Hello:
         for key, value in self.labels.items():
             _check_text(self.TYPE, "label key", key, 63)
             _check_text(self.TYPE, "label value", value, 63)
+        if (
+            not isinstance(self.capabilities, tuple)
+            or len(self.capabilities) > 32
+            or not all(
+                isinstance(c, str) and 0 < len(c) <= 64 for c in self.capabilities
+            )
+        ):
+            raise _fail(self.TYPE, "capabilities must be a list of at most 32 names")
 
     def serialize(self) -> bytes:
         """Return the frame that carries this message."""
@@ -138,6 +165,7 @@ class Hello:
                 "config_version": self.config_version,
                 "config_hash": self.config_hash,
                 "labels": dict(self.labels),
+                "capabilities": list(self.capabilities),
             }
         )
 
@@ -148,13 +176,16 @@ class Hello:
 
     @classmethod
     def _from_header(cls, header: Mapping[str, Any]) -> Self:
-        _fields(cls.TYPE, header, _HELLO_FIELDS)
+        _fields(cls.TYPE, header, _HELLO_FIELDS, frozenset({"capabilities"}))
         plugins = header["plugins"]
         labels = header["labels"]
+        capabilities = header.get("capabilities", [])
         if not isinstance(plugins, list):
             raise _fail(cls.TYPE, "plugins must be a list of plugin names")
         if not isinstance(labels, dict):
             raise _fail(cls.TYPE, "labels must be an object")
+        if not isinstance(capabilities, list):
+            raise _fail(cls.TYPE, "capabilities must be a list of at most 32 names")
         message = cls(
             node_id=header["node_id"],
             hostname=header["hostname"],
@@ -163,6 +194,7 @@ class Hello:
             config_version=header["config_version"],
             config_hash=header["config_hash"],
             labels=labels,
+            capabilities=tuple(capabilities),
         )
         message.check()
         return message
@@ -247,27 +279,156 @@ class ConfigMessage:
 
     def to_snapshot(self) -> Snapshot:
         """Inflate the payload and return the snapshot, its hash verified."""
-        inflater = zlib.decompressobj()
-        try:
-            body = inflater.decompress(self.payload, self.size + 1)
-        except zlib.error as exc:
-            raise _fail(self.TYPE, f"payload does not inflate: {exc}") from None
-        if len(body) != self.size or not inflater.eof:
-            raise _fail(self.TYPE, "payload size differs from the header's")
-        try:
-            config = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise _fail(self.TYPE, f"payload is not JSON: {exc}") from None
-        if not isinstance(config, dict):
-            raise _fail(self.TYPE, "payload must be a JSON object")
+        config = _inflate(self.TYPE, self.payload, self.size)
         if config_hash(config) != self.hash:
             raise _fail(self.TYPE, "payload does not match its hash")
         return Snapshot(self.group_id, self.version, self.hash, config)
 
 
+def _inflate(type_name: str, payload: bytes, size: int) -> dict[str, Any]:
+    """Inflate a payload of exactly `size` bytes of JSON holding an object."""
+    inflater = zlib.decompressobj()
+    try:
+        body = inflater.decompress(payload, size + 1)
+    except zlib.error as exc:
+        raise _fail(type_name, f"payload does not inflate: {exc}") from None
+    if len(body) != size or not inflater.eof:
+        raise _fail(type_name, "payload size differs from the header's")
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _fail(type_name, f"payload is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _fail(type_name, "payload must be a JSON object")
+    return value
+
+
 def encode_config(snapshot: Snapshot) -> bytes:
     """Return the config frame of a snapshot; callers cache it per version."""
     return ConfigMessage.from_snapshot(snapshot).serialize()
+
+
+@dataclass(frozen=True)
+class DeltaMessage:
+    """Carry the changes from one version of a group's config to a newer one."""
+
+    TYPE: ClassVar[str] = "delta"
+
+    group_id: str
+    base_version: int
+    base_hash: str
+    version: int
+    hash: str
+    payload: bytes
+    size: int
+
+    def check(self) -> None:
+        """Raise ProtocolError unless the header fields are well formed."""
+        _check_text(self.TYPE, "group_id", self.group_id, 128)
+        _check_version(self.TYPE, "base_version", self.base_version)
+        _check_hash(self.TYPE, "base_hash", self.base_hash)
+        _check_version(self.TYPE, "version", self.version)
+        _check_hash(self.TYPE, "hash", self.hash)
+        if self.base_version >= self.version:
+            raise _fail(self.TYPE, "base_version must be older than version")
+        _check_version(self.TYPE, "size", self.size)
+        if self.size > MAX_CONFIG_SIZE:
+            raise _fail(self.TYPE, f"delta of {self.size} bytes is too large")
+
+    def serialize(self) -> bytes:
+        """Return the frame that carries this message."""
+        header = {
+            "v": PROTOCOL_VERSION,
+            "type": self.TYPE,
+            "group_id": self.group_id,
+            "base_version": self.base_version,
+            "base_hash": self.base_hash,
+            "version": self.version,
+            "hash": self.hash,
+            "size": self.size,
+        }
+        return orjson.dumps(header) + b"\n" + self.payload
+
+    @classmethod
+    def from_delta(
+        cls, base_version: int, base_hash: str, target: Snapshot, delta: Delta
+    ) -> Self:
+        """Compress the delta from a base version to `target` into a message."""
+        body = orjson.dumps(
+            {
+                "lists": list(delta.lists),
+                "fields": dict(delta.fields),
+                "upserts": {k: list(v) for k, v in delta.upserts.items()},
+                "deletes": {k: list(v) for k, v in delta.deletes.items()},
+            }
+        )
+        return cls(
+            group_id=target.group_id,
+            base_version=base_version,
+            base_hash=base_hash,
+            version=target.version,
+            hash=target.hash,
+            payload=zlib.compress(body, 6),
+            size=len(body),
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode a delta frame's header; the payload stays compressed."""
+        head, sep, payload = data.partition(b"\n")
+        if not sep:
+            raise _fail(cls.TYPE, "no payload after the header")
+        return cls._from_header(_expect(_load_header(head), cls.TYPE), payload)
+
+    @classmethod
+    def _from_header(cls, header: Mapping[str, Any], payload: bytes) -> Self:
+        _fields(cls.TYPE, header, _DELTA_FIELDS)
+        message = cls(
+            group_id=header["group_id"],
+            base_version=header["base_version"],
+            base_hash=header["base_hash"],
+            version=header["version"],
+            hash=header["hash"],
+            payload=payload,
+            size=header["size"],
+        )
+        message.check()
+        return message
+
+    def to_delta(self) -> Delta:
+        """Inflate the payload and return the delta, its shape checked."""
+        body = _inflate(self.TYPE, self.payload, self.size)
+        if set(body) != {"lists", "fields", "upserts", "deletes"}:
+            raise _fail(self.TYPE, "payload must hold lists, fields, upserts, deletes")
+        lists, fields = body["lists"], body["fields"]
+        upserts, deletes = body["upserts"], body["deletes"]
+        if not isinstance(lists, list) or not all(isinstance(k, str) for k in lists):
+            raise _fail(self.TYPE, "lists must be a list of names")
+        if not isinstance(fields, dict) or set(fields) & set(lists):
+            raise _fail(self.TYPE, "fields must be an object apart from the lists")
+        if not isinstance(upserts, dict) or not set(upserts) <= set(lists):
+            raise _fail(self.TYPE, "upserts must be an object keyed by lists")
+        if not isinstance(deletes, dict) or not set(deletes) <= set(lists):
+            raise _fail(self.TYPE, "deletes must be an object keyed by lists")
+        for entities in upserts.values():
+            if not isinstance(entities, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("id"), str) for e in entities
+            ):
+                raise _fail(self.TYPE, "upserts must be lists of entities with ids")
+        for ids in deletes.values():
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise _fail(self.TYPE, "deletes must be lists of ids")
+        return Delta(tuple(lists), fields, upserts, deletes)
+
+
+_DELTA_FIELDS = {
+    "group_id",
+    "base_version",
+    "base_hash",
+    "version",
+    "hash",
+    "size",
+}
 
 
 @dataclass(frozen=True)
@@ -359,6 +520,47 @@ class ApplyError:
 
 
 @dataclass(frozen=True)
+class Resync:
+    """Ask for the full config: the delta to `version` did not apply, and why."""
+
+    TYPE: ClassVar[str] = "resync"
+
+    version: int
+    hash: str
+    reason: str
+
+    def check(self) -> None:
+        """Raise ProtocolError unless every field is well formed."""
+        _check_version(self.TYPE, "version", self.version)
+        _check_hash(self.TYPE, "hash", self.hash)
+        _check_text(self.TYPE, "reason", self.reason, _MAX_TEXT)
+
+    def serialize(self) -> bytes:
+        """Return the frame that carries this message."""
+        return orjson.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "type": self.TYPE,
+                "version": self.version,
+                "hash": self.hash,
+                "reason": self.reason,
+            }
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode and check a resync frame."""
+        return cls._from_header(_expect(_load_header(data), cls.TYPE))
+
+    @classmethod
+    def _from_header(cls, header: Mapping[str, Any]) -> Self:
+        _fields(cls.TYPE, header, {"version", "hash", "reason"})
+        message = cls(header["version"], header["hash"], header["reason"])
+        message.check()
+        return message
+
+
+@dataclass(frozen=True)
 class Telemetry:
     """Report a node's request counters since it started."""
 
@@ -406,7 +608,9 @@ class Telemetry:
         return message
 
 
-Message = Hello | ConfigMessage | Applied | ApplyError | Telemetry
+Message = (
+    Hello | ConfigMessage | DeltaMessage | Applied | ApplyError | Resync | Telemetry
+)
 
 
 def _expect(header: dict[str, Any], type_name: str) -> dict[str, Any]:
@@ -430,6 +634,10 @@ def decode(frame: bytes | str, *, max_size: int = MAX_FRAME_SIZE) -> Message:
         if not sep:
             raise _fail(ConfigMessage.TYPE, "no payload after the header")
         return ConfigMessage._from_header(header, payload)
+    if kind == DeltaMessage.TYPE:
+        if not sep:
+            raise _fail(DeltaMessage.TYPE, "no payload after the header")
+        return DeltaMessage._from_header(header, payload)
     if sep:
         raise ProtocolError(f"unexpected payload after a {kind!r} header")
     if kind == Hello.TYPE:
@@ -438,6 +646,8 @@ def decode(frame: bytes | str, *, max_size: int = MAX_FRAME_SIZE) -> Message:
         return Applied._from_header(header)
     if kind == ApplyError.TYPE:
         return ApplyError._from_header(header)
+    if kind == Resync.TYPE:
+        return Resync._from_header(header)
     if kind == Telemetry.TYPE:
         return Telemetry._from_header(header)
     raise ProtocolError(f"unknown message type {kind!r}")

@@ -156,6 +156,14 @@ def test_composite_walkthrough_serves_both_members_config(
         echoed = proxy.get("/mock/request/hello", auth=("alice", "s3cret")).json()
         headers = {name.lower(): value for name, value in echoed["headers"].items()}
         assert headers["x-consumer-username"] == "alice"
+        # The browser step: the same echo, as a page.
+        page = proxy.get(
+            "/mock/request/hello",
+            auth=("alice", "s3cret"),
+            headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+        )
+        assert page.headers["content-type"].startswith("text/html")
+        assert "/request/hello" in page.text
         assert proxy.get(
             "/mock/request/hello", auth=("alice", "wrong")
         ).status_code == (401)

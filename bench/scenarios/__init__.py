@@ -10,12 +10,14 @@ from collections.abc import Callable
 
 from bench.context import Context
 from bench.outcome import ScenarioResult
-from bench.scenarios import cp, propagation, proxy
+from bench.scenarios import cp, propagation, proxy, reload, routes
 
 Scenario = Callable[[Context], ScenarioResult]
 
 SCENARIOS: dict[str, Scenario] = {
     proxy.NAME: proxy.run,
+    routes.NAME: routes.run,
+    reload.NAME: reload.run,
     propagation.NAME: propagation.run,
     cp.NAME: cp.run,
 }

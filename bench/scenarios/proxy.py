@@ -6,7 +6,9 @@ its upstream connections alive; runs are interleaved so that drift hits all
 contenders alike. Each run is a throughput load at 50 connections, then a
 latency load at 10. Portico runs as one data plane node in declarative mode
 with two routes to the same upstream: one behind basic-auth, one without
-plugin.
+plugin; and as a second node whose config has 1,000 routes, each with its
+own basic-auth plugin, and 1,000 consumers (issue 4), loaded on the same
+route path as the others.
 """
 
 from __future__ import annotations
@@ -29,14 +31,21 @@ from bench.portico import start_data_plane
 from bench.processes import Pinning, ProcessError, Service, free_port, stop_all
 from bench.tools import ToolError, Tools, ensure_tools
 from bench.wrk import LoadError, run_load
+from shared.credentials import hash_password
 
 NAME = "proxy"
 TITLE = "Proxy path: Portico data plane vs nginx, one core each"
 THROUGHPUT_CONNECTIONS = 50
 LATENCY_CONNECTIONS = 10
 RATIO_TARGET = 0.4
+MANY_ROUTES = 1_000
+MANY_RATIO_TARGET = 0.5
+MANY_P50_TARGET = 0.25  # ms, at c10
+MANY_P99_TARGET = 0.5  # ms, at c10
 SPREAD_WARNING = 0.2
 STARVED_SHARE = 80.0
+
+_NAMESPACE = uuid.UUID("8f0b54a4-35d6-4b0c-9a5e-2d7f3c1e6b90")
 
 USERNAME = "bench-user"
 PASSWORD = "bench-password"
@@ -44,6 +53,8 @@ PASSWORD = "bench-password"
 NGINX = "nginx"
 PORTICO_AUTH = "portico basic-auth"
 PORTICO_OPEN = "portico no plugin"
+PORTICO_MANY = "portico 1,000 routes, basic-auth"
+PORTICOS = (PORTICO_AUTH, PORTICO_OPEN, PORTICO_MANY)
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,60 @@ def declarative_config(upstream_port: int) -> dict[str, Any]:
     }
 
 
+def many_routes_config(upstream_port: int, count: int = MANY_ROUTES) -> dict[str, Any]:
+    """Return a config of `count` routes, each with its own basic-auth plugin.
+
+    Route `/mock` is the one loaded; the others (`/svc<n>`) sit in the router
+    beside it. There are as many consumers as routes, each with a credential;
+    the benchmark's is one of them. The other credentials share one stored
+    hash, made once, so that neither side spends minutes hashing.
+    """
+    config = declarative_config(upstream_port)
+    service_id = config["services"][0]["id"]
+    mock = config["routes"][0]
+    routes = [mock]
+    routes += [
+        {
+            "id": str(uuid.uuid5(_NAMESPACE, f"route-{n}")),
+            "name": f"svc{n}",
+            "paths": [f"/svc{n}"],
+            "strip_path": True,
+            "service": {"id": service_id},
+        }
+        for n in range(count - 1)
+    ]
+    plugins = [
+        {
+            "id": str(uuid.uuid5(_NAMESPACE, f"plugin-{route['id']}")),
+            "name": "basic-auth",
+            "route": {"id": route["id"]},
+            "config": {"hide_credentials": False},
+            "enabled": True,
+        }
+        for route in routes
+    ]
+    stored = hash_password(str(uuid.uuid4()))
+    consumers = list(config["consumers"])
+    credentials = list(config["basicauth_credentials"])
+    for n in range(count - 1):
+        consumer_id = str(uuid.uuid5(_NAMESPACE, f"consumer-{n}"))
+        consumers.append({"id": consumer_id, "username": f"user{n}"})
+        credentials.append(
+            {
+                "id": str(uuid.uuid5(_NAMESPACE, f"credential-{n}")),
+                "consumer": {"id": consumer_id},
+                "username": f"user{n}",
+                "password": stored,
+            }
+        )
+    return config | {
+        "routes": routes,
+        "plugins": plugins,
+        "consumers": consumers,
+        "basicauth_credentials": credentials,
+    }
+
+
 def authorization() -> str:
     """Return the Authorization header value of the benchmark's credential."""
     token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
@@ -123,7 +188,7 @@ def run(context: Context) -> ScenarioResult:
         tools = ensure_tools(install=context.install_tools)
     except ToolError as error:
         result.skip(str(error))
-        result.targets = [_target(None, result.reason)]
+        result.targets = _targets({}, result)
         return result
 
     scratch = context.scratch(NAME)
@@ -135,20 +200,56 @@ def run(context: Context) -> ScenarioResult:
     finally:
         stop_all(services)
     if not result.targets:
-        result.targets = [_target(None, result.reason)]
+        result.targets = _targets({}, result)
     return result
 
 
-def _target(ratio: float | None, reason: str) -> Target:
-    return Target.check(
-        f"{PORTICO_AUTH}: req/s at c{THROUGHPUT_CONNECTIONS} ≥ "
-        f"{RATIO_TARGET}× nginx (issue 3)",
-        ratio,
-        ">=",
-        RATIO_TARGET,
-        "×",
-        reason=reason,
-    )
+def _targets(samples: dict[str, Samples], result: ScenarioResult) -> list[Target]:
+    """Return the targets of issues 3 and 4 that this scenario measures."""
+    reason = result.reason
+    many = samples.get(PORTICO_MANY)
+    p50 = p99 = None
+    if many is not None and Samples.valid(many.p50):
+        p50 = statistics.median(Samples.valid(many.p50))
+        p99 = statistics.median(Samples.valid(many.p99))
+    return [
+        Target.check(
+            f"{PORTICO_AUTH}: req/s at c{THROUGHPUT_CONNECTIONS} ≥ "
+            f"{RATIO_TARGET}× nginx (issue 3)",
+            _median_ratio(samples, PORTICO_AUTH),
+            ">=",
+            RATIO_TARGET,
+            "×",
+            reason=reason,
+        ),
+        Target.check(
+            f"{PORTICO_MANY}: req/s at c{THROUGHPUT_CONNECTIONS} ≥ "
+            f"{MANY_RATIO_TARGET}× nginx (issue 4)",
+            _median_ratio(samples, PORTICO_MANY),
+            ">=",
+            MANY_RATIO_TARGET,
+            "×",
+            reason=reason,
+        ),
+        Target.check(
+            f"{PORTICO_MANY}: p50 at c{LATENCY_CONNECTIONS} ≤ "
+            f"{MANY_P50_TARGET} ms (issue 4)",
+            p50,
+            "<=",
+            MANY_P50_TARGET,
+            "ms",
+            reason=reason,
+        ),
+        Target.check(
+            f"{PORTICO_MANY}: p99 at c{LATENCY_CONNECTIONS} ≤ "
+            f"{MANY_P99_TARGET} ms (issue 4)",
+            p99,
+            "<=",
+            MANY_P99_TARGET,
+            "ms",
+            reason=reason,
+        ),
+    ]
 
 
 def _measure(
@@ -186,7 +287,7 @@ def _measure(
     _record_ratios(result, samples)
     _note_spread(result)
     _note_starved(result)
-    result.targets = [_target(_median_ratio(samples, PORTICO_AUTH), result.reason)]
+    result.targets = _targets(samples, result)
     if not result.metrics and result.status == "ok":
         result.fail("no run produced a measurement")
 
@@ -241,12 +342,32 @@ def _start_portico(
         return []
     services.append(node.service)
     credentials = {"Authorization": authorization()}
-    return [
+    contenders = [
         Contender(
             PORTICO_AUTH, f"{node.proxy_url}/mock", credentials, node.service.pid
         ),
         Contender(PORTICO_OPEN, f"{node.proxy_url}/open", {}, node.service.pid),
     ]
+
+    many_path = scratch / "portico-many.json"
+    many_path.write_text(json.dumps(many_routes_config(upstream_port)))
+    try:
+        many = start_data_plane(
+            "portico-dp-many",
+            ["--declarative-config", str(many_path)],
+            root=context.root,
+            work_dir=scratch,
+            pinning=context.pinning,
+            cpu=context.pinning.contender_cpu,
+        )
+    except ProcessError as error:
+        result.fail(f"data plane with {MANY_ROUTES:,} routes did not start: {error}")
+        return contenders
+    services.append(many.service)
+    contenders.append(
+        Contender(PORTICO_MANY, f"{many.proxy_url}/mock", credentials, many.service.pid)
+    )
+    return contenders
 
 
 def _answers_correctly(contender: Contender, result: ScenarioResult) -> bool:
@@ -425,7 +546,7 @@ def _median_ratio(samples: dict[str, Samples], name: str) -> float | None:
 
 
 def _record_ratios(result: ScenarioResult, samples: dict[str, Samples]) -> None:
-    for name in (PORTICO_AUTH, PORTICO_OPEN):
+    for name in PORTICOS:
         result.add(
             name,
             f"req/s at c{THROUGHPUT_CONNECTIONS} ÷ nginx",
@@ -443,7 +564,7 @@ def _record_ratios(result: ScenarioResult, samples: dict[str, Samples]) -> None:
 
 
 def _note_starved(result: ScenarioResult) -> None:
-    for name in (PORTICO_AUTH, PORTICO_OPEN):
+    for name in PORTICOS:
         share = result.find(
             name, f"share of its core used at c{THROUGHPUT_CONNECTIONS}"
         )

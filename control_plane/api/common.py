@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as std_json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from control_plane.auth import Principal, TokenCache
-from control_plane.problems import Problem, not_found
+from control_plane.problems import Problem, bad_field, not_found
 from control_plane.settings import Settings
 from control_plane.store.base import Store
 from shared.errors import (
@@ -27,6 +28,8 @@ from shared.jsonbody import loads_strict
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_BODY = 4 * 1024 * 1024
+# Deeper JSON values are refused: the JSON encoder stops at 254 levels.
+MAX_DEPTH = 32
 
 
 def json(data: Any, status: int = 200) -> Response:
@@ -55,8 +58,15 @@ def problem_response(request: Request, problem: Problem) -> Response:
     """Render a refusal as application/problem+json."""
     instance = f"portico:trace:{uuid.uuid4().hex}"
     headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    body = problem.body(instance)
+    try:
+        content = orjson.dumps(body)
+    except TypeError:
+        # A detail that echoes text orjson cannot encode (such as a lone
+        # surrogate) is escaped instead of failing the answer.
+        content = std_json.dumps(body, ensure_ascii=True, default=str).encode()
     return Response(
-        orjson.dumps(problem.body(instance)),
+        content,
         problem.status,
         headers=headers,
         media_type="application/problem+json",
@@ -116,8 +126,13 @@ async def read_body(request: Request, type_name: str | None) -> dict[str, Any]:
         try:
             text = raw.decode()
         except UnicodeDecodeError as exc:
-            raise Problem(400, "the form body is not UTF-8") from exc
-        return form_to_body(parse_qsl(text, keep_blank_values=True), type_name)
+            raise bad_field("@body", "encoding", "the form body is not UTF-8") from exc
+        pairs = parse_qsl(text, keep_blank_values=True)
+        for key, _ in pairs:
+            if key.count(".") + key.count("[") > MAX_DEPTH:
+                reason = f"form keys are nested at most {MAX_DEPTH} levels deep"
+                raise bad_field(key[:64], "depth", reason)
+        return form_to_body(pairs, type_name)
     if content_type and not content_type.endswith("json"):
         raise Problem(
             415,
@@ -125,13 +140,48 @@ async def read_body(request: Request, type_name: str | None) -> dict[str, Any]:
             "application/x-www-form-urlencoded",
         )
     body = loads_strict(raw)
+    # JSON escapes can spell lone surrogates, which are no Unicode text and
+    # cannot be stored or sent back; deep nesting would exhaust the encoders.
+    _check_text(body, "")
     if not isinstance(body, dict):
         raise Problem(
             400,
             "the request body must be a JSON object",
-            [InvalidParameter("body", "type", "expected an object")],
+            [InvalidParameter("@body", "type", "expected an object")],
         )
     return body
+
+
+def _check_text(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse strings that are no Unicode text and values nested too deeply."""
+    if depth > MAX_DEPTH:
+        reason = f"values are nested at most {MAX_DEPTH} levels deep"
+        raise bad_field(path or "@body", "depth", reason)
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            reason = "a string holds a lone surrogate escape (not Unicode text)"
+            raise bad_field(path or "@body", "encoding", reason) from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            _check_text(key, inner, depth + 1)
+            _check_text(item, inner, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{path}[{index}]", depth + 1)
+
+
+def query_bool(request: Request, name: str) -> bool:
+    """Return a boolean query parameter (`true` or `false`; absent is false)."""
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return False
+    value = text.lower()
+    if value not in ("true", "false", "1", "0"):
+        raise bad_field(name, "type", "expected true or false")
+    return value in ("true", "1")
 
 
 async def group_or_404(request: Request, group_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,6 +13,7 @@ from control_plane.api.common import (
     group_or_404,
     json,
     no_content,
+    query_bool,
     query_int,
     read_body,
     require_group_write,
@@ -83,8 +85,10 @@ async def list_members(request: Request, vocab: Vocabulary) -> Response:
             page.append(vocab.group_view(member, settings(request)))
     if vocab.wraps_status:
         following = start + size if start + size < len(ids) else None
+        query = urlencode({"page[size]": size, "page[after]": following})
+        next_page = None if following is None else f"{request.url.path}?{query}"
         meta: dict[str, Any] = {
-            "next": None if following is None else str(following),
+            "next": next_page,
             "size": size,
             "total": len(ids),
         }
@@ -105,7 +109,7 @@ async def change_members(
         member = await store(request).get_group(member_id)
         if member is not None:
             await require_group_write(request, principal, member)
-    dry_run = request.query_params.get("dry_run", "false").lower() in ("true", "1")
+    dry_run = query_bool(request, "dry_run")
     status = await store(request).change_members(
         group["id"], operation, ids, dry_run=dry_run
     )

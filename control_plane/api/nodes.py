@@ -35,15 +35,35 @@ FIELDS = (
 )
 
 
-def node_view(node: dict[str, Any]) -> dict[str, Any]:
-    """Return a node in the config API's shape plus Portico's sync fields."""
+def node_view(
+    node: dict[str, Any], request: Request | None = None, group_id: str = ""
+) -> dict[str, Any]:
+    """Return a node in the config API's shape plus Portico's sync fields.
+
+    `telemetry` holds the request counters the node last reported on the
+    telemetry endpoint (kept in memory by the cluster listener), or null.
+    """
     view = {key: node.get(key) for key in FIELDS}
     view["type"] = "kong-proxy"
     view["compatibility_status"] = node.get("compatibility_status") or {
         "state": "COMPATIBILITY_STATE_UNKNOWN",
         "issues": [],
     }
+    view["telemetry"] = (
+        None if request is None else _telemetry(request, group_id, node["id"])
+    )
     return view
+
+
+def _telemetry(request: Request, group_id: str, node_id: str) -> dict[str, Any] | None:
+    listener = getattr(request.app.state, "listener", None)
+    telemetry = getattr(listener, "telemetry", None)
+    if telemetry is None:
+        return None
+    report = telemetry.report(group_id, node_id)
+    if report is None:
+        return None
+    return {"counters": dict(report.counters), "reported_at": int(report.received_at)}
 
 
 async def list_nodes(request: Request) -> Response:
@@ -60,7 +80,7 @@ async def list_nodes(request: Request) -> Response:
     following = page[-1]["id"] if len(nodes) > size else None
     return json(
         {
-            "items": [node_view(n) for n in page],
+            "items": [node_view(n, request, group["id"]) for n in page],
             "page": {"total_count": total, "next": following},
         }
     )
@@ -78,8 +98,8 @@ async def _find(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
 async def get_node(request: Request) -> Response:
     """Return one node."""
     await authenticate(request)
-    _, node = await _find(request)
-    return json({"item": node_view(node)})
+    group, node = await _find(request)
+    return json({"item": node_view(node, request, group["id"])})
 
 
 async def delete_node(request: Request) -> Response:

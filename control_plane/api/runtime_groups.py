@@ -110,12 +110,14 @@ def check_group_body(body: dict[str, Any], *, create: bool) -> dict[str, Any]:
         errors.append(
             InvalidParameter("description", "type", "a string of at most 2048 chars")
         )
-    if "cluster_type" in body and body["cluster_type"] not in CLUSTER_TYPES_IN:
+    cluster_type = body.get("cluster_type", "CLUSTER_TYPE_HYBRID")
+    if not isinstance(cluster_type, str) or cluster_type not in CLUSTER_TYPES_IN:
         known = ", ".join(sorted(CLUSTER_TYPES_IN))
         errors.append(
             InvalidParameter("cluster_type", "enum", f"must be one of: {known}")
         )
-    if "auth_type" in body and body["auth_type"] not in AUTH_TYPES:
+    auth_type = body.get("auth_type", AUTH_TYPES[0])
+    if not isinstance(auth_type, str) or auth_type not in AUTH_TYPES:
         errors.append(
             InvalidParameter(
                 "auth_type", "enum", f"must be one of: {', '.join(AUTH_TYPES)}"

@@ -29,6 +29,17 @@ async def list_tokens(request: Request) -> Response:
     return json({"data": [public_token(r) for r in records]})
 
 
+async def current_token(request: Request) -> Response:
+    """Return the token of the caller: who it is and what it may do."""
+    principal = await authenticate(request)
+    records = await store(request).list_tokens()
+    record = next((r for r in records if r["id"] == principal.token_id), None)
+    if record is None:
+        # Revoked between authentication and this read.
+        raise Problem(401, "the bearer token is not valid or was revoked")
+    return json(public_token(record))
+
+
 async def create_token(request: Request) -> Response:
     """Create a token with a role; the response is the only time it is shown."""
     principal = await authenticate(request)
@@ -43,9 +54,9 @@ async def create_token(request: Request) -> Response:
     kind, groups = body.get("kind", "personal"), body.get("groups", [])
     if not isinstance(name, str) or not name.strip():
         errors.append(InvalidParameter("name", "required", "is a required field"))
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         errors.append(InvalidParameter("role", "enum", f"one of {', '.join(ROLES)}"))
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         errors.append(InvalidParameter("kind", "enum", "personal or system"))
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         errors.append(

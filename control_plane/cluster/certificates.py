@@ -51,13 +51,20 @@ class PinnedCertificates:
         self._store = store
         self.context = pki.server_ssl_context(cert, key)
         self._loaded: set[str] = set()
+        # Fingerprints pinned to each group, as of the last refresh.
+        self._pinned: dict[str, frozenset[str]] = {}
 
     async def refresh(self) -> int:
         """Trust every certificate pinned since the last refresh; return how many."""
         added = 0
+        pinned: dict[str, frozenset[str]] = {}
         for group in await self._store.list_groups():
             certificates = await self._store.pinned_certificates(str(group["id"]))
             added += self._trust(certificates)
+            pinned[str(group["id"])] = frozenset(
+                str(c.get("fingerprint")) for c in certificates
+            )
+        self._pinned = pinned
         if added:
             logger.info("trusting %d newly pinned client certificates", added)
         return added
@@ -78,6 +85,10 @@ class PinnedCertificates:
             self._loaded.add(digest)
             added += 1
         return added
+
+    def pinned_to(self, group_id: str, digest: str | None) -> bool:
+        """Tell whether `digest` was pinned to `group_id` at the last refresh."""
+        return digest is not None and digest in self._pinned.get(group_id, ())
 
     async def is_pinned(self, group_id: str, digest: str | None) -> bool:
         """Tell whether `digest` is pinned to `group_id` right now."""

@@ -1,10 +1,11 @@
-"""Serialize each config version once and share the bytes between nodes."""
+"""Serialize each config version, and each delta, once; nodes share the bytes."""
 
 from __future__ import annotations
 
 import asyncio
 
-from shared.messages import encode_config
+from shared.delta import Delta
+from shared.messages import DeltaMessage, encode_config
 from shared.snapshot import Snapshot
 
 # Below this many entities compressing on the event loop is cheaper than a
@@ -27,6 +28,9 @@ class ConfigFrames:
 
     def __init__(self) -> None:
         self._frames: dict[str, tuple[int, str, asyncio.Future[bytes]]] = {}
+        # Per group: the target version and hash, and the delta frames to
+        # it from each base version and hash asked for.
+        self._deltas: dict[str, tuple[int, str, dict[tuple[int, str], bytes]]] = {}
 
     async def get(self, snapshot: Snapshot) -> bytes:
         """Return the frame carrying `snapshot`, encoding it on first use."""
@@ -48,6 +52,28 @@ class ConfigFrames:
                 del self._frames[snapshot.group_id]
             raise
 
+    async def delta(
+        self, base: tuple[int, str], snapshot: Snapshot, delta: Delta
+    ) -> bytes:
+        """Return the frame of `delta` from `base` (version, hash) to `snapshot`."""
+        cached = self._deltas.get(snapshot.group_id)
+        if cached is None or cached[:2] != (snapshot.version, snapshot.hash):
+            cached = (snapshot.version, snapshot.hash, {})
+            self._deltas[snapshot.group_id] = cached
+        frame = cached[2].get(base)
+        if frame is None:
+
+            def encode() -> bytes:
+                return DeltaMessage.from_delta(*base, snapshot, delta).serialize()
+
+            if delta.size < _INLINE_ENTITIES:
+                frame = encode()
+            else:
+                frame = await asyncio.to_thread(encode)
+            cached[2][base] = frame
+        return frame
+
     def discard(self, group_id: str) -> None:
-        """Forget a group's frame, e.g. when its last node has gone."""
+        """Forget a group's frames, e.g. when its last node has gone."""
         self._frames.pop(group_id, None)
+        self._deltas.pop(group_id, None)

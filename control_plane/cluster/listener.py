@@ -4,9 +4,15 @@ A node dials ``wss://<cluster listen>/cp/<group id>/v1/outlet`` with a client
 certificate. The listener checks that the certificate is pinned to that group
 and that the group is not a member of a composite, reads the node's hello,
 then pushes the group's newest snapshot whenever its version differs from the
-one the node runs. Pushes follow every commit without delay; a burst of
-commits reaches a node as the newest version only. While the group is held
-(a composite in conflict) nothing is pushed and nodes keep their config.
+one the node runs, as a delta when it can (see :mod:`.session`). Pushes follow
+every commit without delay; a burst of commits reaches a node as the newest
+version only. While the group is held (a composite in conflict) nothing is
+pushed and nodes keep their config.
+
+Whatever a peer does wrong closes its connection only, with a close code, a
+reason and a WARNING naming the node (or its address before the hello).
+Nodes whose certificate is unpinned are closed at the next refresh of the
+pinned certificates.
 
 The listener also starts the telemetry listener, on its own address.
 """
@@ -15,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +38,13 @@ from control_plane.cluster.certificates import PinnedCertificates, peer_fingerpr
 from control_plane.cluster.frames import ConfigFrames
 from control_plane.cluster.node import NodeStatus
 from control_plane.cluster.propagation import PropagationClock
-from control_plane.cluster.session import ClusterStore, NodeSession, Refused, Services
+from control_plane.cluster.session import (
+    ClusterStore,
+    NodeSession,
+    Refused,
+    Services,
+    closed_by_us,
+)
 from control_plane.cluster.telemetry import TelemetryListener
 from control_plane.hub import SnapshotHub
 from control_plane.settings import Settings
@@ -46,9 +60,12 @@ HELLO_TIMEOUT = 10.0
 # See Services for these two.
 STATUS_INTERVAL = 1.0
 RECHECK_INTERVAL = 30.0
-# How often pinned certificates are reloaded into the TLS context. Remove the
-# polling when the store signals pinned-certificate changes.
+# How often pinned certificates are reloaded into the TLS context, and nodes
+# whose certificate is no longer pinned are disconnected. Remove the polling
+# when the store signals pinned-certificate changes.
 CERT_REFRESH_INTERVAL = 1.0
+# How long a node may take to answer a config it was sent.
+ANSWER_TIMEOUT = 300.0
 
 
 def server_hostnames(settings: Settings) -> list[str]:
@@ -78,6 +95,7 @@ class ClusterListener:
         status_interval: float = STATUS_INTERVAL,
         recheck_interval: float = RECHECK_INTERVAL,
         cert_refresh_interval: float = CERT_REFRESH_INTERVAL,
+        answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -88,10 +106,14 @@ class ClusterListener:
         self._status_interval = status_interval
         self._recheck_interval = recheck_interval
         self._cert_refresh_interval = cert_refresh_interval
+        self._answer_timeout = answer_timeout
 
         self._frames = ConfigFrames()
-        # (group id, node id) -> the connection serving that node now.
+        # (group id, node id) -> the connection serving that node now; and
+        # per connection, when it was admitted (monotonic) with which client
+        # certificate.
         self._connections: dict[tuple[str, str], ServerConnection] = {}
+        self._admitted: dict[ServerConnection, tuple[float, str | None]] = {}
         self._clock = PropagationClock(hub)
 
         # Closing a replaced connection must not delay its successor.
@@ -128,8 +150,11 @@ class ClusterListener:
         try:
             self.certificates = PinnedCertificates(self._store, cert, key)
         except OSError as exc:  # ssl.SSLError included
+            reason = exc.strerror if type(exc) is OSError else str(exc)
             raise OSError(
-                exc.errno, f"cannot load the server certificate {cert}: {exc}"
+                exc.errno,
+                f"cannot load the server certificate {cert} with the key {key}: "
+                f"{reason or exc} (expected PEM files)",
             ) from exc
         await self.certificates.refresh()
         self._services = Services(
@@ -141,19 +166,30 @@ class ClusterListener:
             max_frame_size=self._max_frame_size,
             status_interval=self._status_interval,
             recheck_interval=self._recheck_interval,
+            answer_timeout=self._answer_timeout,
         )
 
-        self._server = await serve(
-            self._serve,
-            settings.cluster_listen.host,
-            settings.cluster_listen.port,
-            ssl=self.certificates.context,
-            process_request=_check_path,
-            compression=None,
-            max_size=self._max_frame_size,
-            ping_interval=self._ping_interval,
-            ping_timeout=self._ping_timeout,
-        )
+        try:
+            self._server = await serve(
+                self._serve,
+                settings.cluster_listen.host,
+                settings.cluster_listen.port,
+                ssl=self.certificates.context,
+                process_request=_check_path,
+                compression=None,
+                max_size=self._max_frame_size,
+                ping_interval=self._ping_interval,
+                ping_timeout=self._ping_timeout,
+                # A node that stopped answering pings will not answer a close
+                # either; the nodes API shows it gone once the close gives up.
+                close_timeout=self._ping_timeout,
+            )
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"cannot listen on {settings.cluster_listen} (cluster listener): "
+                f"{_reason(exc)}",
+            ) from exc
         self.telemetry = TelemetryListener(
             certificates=self.certificates,
             listen=settings.telemetry_listen,
@@ -167,7 +203,8 @@ class ClusterListener:
             await self._server.wait_closed()
             raise OSError(
                 exc.errno,
-                f"{exc.strerror} (telemetry listener {settings.telemetry_listen})",
+                f"cannot listen on {settings.telemetry_listen} (telemetry listener): "
+                f"{_reason(exc)}",
             ) from exc
         self._refresher = asyncio.create_task(self._refresh_certificates())
         logger.info("cluster listener up on %s:%d", *self.address)
@@ -188,18 +225,51 @@ class ClusterListener:
             logger.info("cluster listener closed")
 
     async def refresh_certificates(self) -> None:
-        """Trust newly pinned client certificates now rather than at the next poll."""
+        """Apply pin changes now rather than at the next poll.
+
+        Newly pinned certificates are trusted, and nodes whose certificate
+        is no longer pinned to their group are disconnected.
+        """
         assert self.certificates is not None, "listener not started"
+        started = time.monotonic()
         await self.certificates.refresh()
+        self._close_unpinned(started)
 
     async def _refresh_certificates(self) -> None:
-        assert self.certificates is not None, "listener not started"
         while True:
             await asyncio.sleep(self._cert_refresh_interval)
             try:
-                await self.certificates.refresh()
+                await self.refresh_certificates()
             except Exception:
                 logger.exception("cannot reload pinned client certificates")
+
+    def _close_unpinned(self, since: float) -> None:
+        """Close nodes admitted before `since` whose certificate is unpinned."""
+        assert self.certificates is not None, "listener not started"
+        for (group_id, node_id), connection in list(self._connections.items()):
+            admitted_at, digest = self._admitted.get(connection, (since, None))
+            # A node admitted after the pins were read may use a new pin.
+            if admitted_at >= since or self.certificates.pinned_to(group_id, digest):
+                continue
+            logger.warning(
+                "closing node %s: its certificate is no longer pinned to "
+                "runtime group %s",
+                node_id,
+                group_id,
+            )
+            del self._admitted[connection]
+            self._close_soon(
+                connection,
+                CloseCode.POLICY_VIOLATION,
+                "client certificate is no longer pinned to this runtime group",
+            )
+
+    def _close_soon(
+        self, connection: ServerConnection, code: CloseCode, reason: str
+    ) -> None:
+        task = asyncio.create_task(connection.close(code, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # One connection.
 
@@ -217,18 +287,25 @@ class ClusterListener:
         except Refused as refusal:
             await connection.close(refusal.code, refusal.reason)
             return
-        except ConnectionClosed:
+        except ConnectionClosed as exc:
+            why = closed_by_us(exc)
+            if why is not None:
+                logger.warning(
+                    "closed peer %s on runtime group %s before its hello: %s",
+                    connection.remote_address,
+                    group_id,
+                    why,
+                )
             return
 
         key = (group_id, node.id)
         previous = self._connections.get(key)
         self._connections[key] = connection
+        self._admitted[connection] = (time.monotonic(), node.fingerprint)
         if previous is not None:
             # The node reconnected before the old connection timed out.
-            closing = previous.close(CloseCode.POLICY_VIOLATION, "replaced")
-            task = asyncio.create_task(closing)
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._admitted.pop(previous, None)
+            self._close_soon(previous, CloseCode.POLICY_VIOLATION, "replaced")
         logger.info(
             "node %s (%s, %s) connected to runtime group %s",
             node.id,
@@ -264,6 +341,7 @@ class ClusterListener:
 
         hello = await self._read_hello(connection, peer)
         node = NodeStatus(hello)
+        node.fingerprint = digest
         if node.version_issue is not None:
             await services.save(group_id, node, connected=False)
             logger.warning(
@@ -306,16 +384,19 @@ class ClusterListener:
                 frame = await connection.recv()
             message = decode(frame, max_size=self._max_frame_size)
         except TimeoutError:
+            logger.warning("peer %s sent no hello in %.0f s", peer, HELLO_TIMEOUT)
             raise Refused(CloseCode.POLICY_VIOLATION, "no hello in time") from None
         except ProtocolError as exc:
             logger.warning("peer %s sent a bad hello: %s", peer, exc)
             raise Refused(CloseCode.PROTOCOL_ERROR, str(exc)[:120]) from None
         if not isinstance(message, Hello):
+            logger.warning("peer %s sent %s before its hello", peer, message.TYPE)
             raise Refused(CloseCode.PROTOCOL_ERROR, "the first frame must be hello")
         return message
 
     async def _forget(self, key: tuple[str, str], connection: ServerConnection) -> None:
         group_id, node_id = key
+        self._admitted.pop(connection, None)
         if self._connections.get(key) is not connection:
             return  # a newer connection of the same node took over
         del self._connections[key]
@@ -327,6 +408,12 @@ class ClusterListener:
         except Exception:
             logger.exception("cannot mark node %s disconnected", node_id)
         logger.info("node %s left runtime group %s", node_id, group_id)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    return exc.strerror or str(exc)
 
 
 def _group_of(connection: ServerConnection) -> str:

@@ -88,6 +88,9 @@ class NodeStatus:
         self.version = hello.portico_version
         self.labels = dict(hello.labels)
         self.plugins = frozenset(hello.plugins)
+        self.capabilities = frozenset(hello.capabilities)
+        # The SHA-256 fingerprint of the client certificate it connected with.
+        self.fingerprint: str | None = None
 
         # What the node runs, and how its last version went.
         self.config_version = hello.config_version

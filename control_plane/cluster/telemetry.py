@@ -3,7 +3,7 @@
 Nodes dial ``wss://<telemetry listen>/tp/<group id>/v1/telemetry`` with the
 same pinned client certificate as on the cluster endpoint and send
 telemetry frames. The control plane keeps the latest report of each node in
-memory; nothing flows back to the node.
+memory, where the nodes API reads it; nothing flows back to the node.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 TELEMETRY_PATH = re.compile(r"/tp/([A-Za-z0-9._-]{1,128})/v1/telemetry")
 # Reports are small; a larger frame is a misbehaving node.
 MAX_REPORT_SIZE = 64 * 1024
+# Reports kept per group; the least recently reporting nodes go first.
+MAX_NODES_PER_GROUP = 10_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,18 @@ class TelemetryListener:
     def reports(self, group_id: str) -> dict[str, Report]:
         """Return the latest report of each node of a group, by node id."""
         return dict(self._reports.get(group_id, {}))
+
+    def report(self, group_id: str, node_id: str) -> Report | None:
+        """Return the latest report of one node, if it sent any."""
+        return self._reports.get(group_id, {}).get(node_id)
+
+    def _keep(self, group_id: str, report: Report) -> None:
+        group = self._reports.setdefault(group_id, {})
+        group.pop(report.node_id, None)
+        group[report.node_id] = report
+        # Node ids are the nodes' own word: bound what a group can make us keep.
+        while len(group) > MAX_NODES_PER_GROUP:
+            del group[next(iter(group))]
 
     async def start(self) -> None:
         """Bind the listener and start serving."""
@@ -117,9 +131,9 @@ class TelemetryListener:
                 message = decode(frame, max_size=MAX_REPORT_SIZE)
                 if not isinstance(message, Telemetry):
                     raise ProtocolError(f"unexpected {message.TYPE} message")
-                group = self._reports.setdefault(group_id, {})
-                group[message.node_id] = Report(
-                    message.node_id, dict(message.counters), time.time()
+                self._keep(
+                    group_id,
+                    Report(message.node_id, dict(message.counters), time.time()),
                 )
                 logger.debug("telemetry from node %s", message.node_id)
         except ProtocolError as exc:

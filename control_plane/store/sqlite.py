@@ -255,6 +255,10 @@ class SqliteStore(SqliteRecords, Store):
         )
         if dry_run:
             return self._cache.preview(composite_id, new_members)
+        known = self._cache.statuses.get(composite_id)
+        if new_members == self.members(composite_id) and known is not None:
+            # Nothing changes: no new version, no push to data plane nodes.
+            return known
         version = composite["config_version"] + 1
         plan = self._cache.plan_composite(composite_id, version, new_members)
         with self.db.conn:

@@ -4,15 +4,16 @@ A plugin is built once per config from its entity (`build(config, index)`),
 then its `access(ctx)` runs for every request of the routes it applies to,
 in Kong's order (higher PRIORITY first, ties by name in reverse). `access`
 either returns a :class:`LocalResponse`, which ends the request, or None and
-may record upstream header rewrites and the authenticated consumer in `ctx`;
-a plugin that has to wait returns a :data:`Deferred` of either.
+may record upstream header rewrites (a :class:`HeaderRewrite`, encoded ahead
+of time) and the authenticated consumer in `ctx`; a plugin that has to wait
+returns a :data:`Deferred` of either.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -34,23 +35,87 @@ class LocalResponse:
         return cls(status, orjson.dumps({"message": message}), headers)
 
 
-@dataclass(slots=True)
+_CONTROL = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRewrite:
+    """Changes to the headers sent upstream, encoded once and then shared.
+
+    The client's headers named in `names` (lowercase bytes) are left out and
+    `block` (ready-made header lines) is sent instead. Plugins build their
+    rewrites when a config is compiled or on the first request that needs
+    one, so a request only picks a rewrite and never encodes headers.
+    """
+
+    lines: tuple[tuple[bytes, bytes], ...] = ()  # (lowercase name, line)
+    names: frozenset[bytes] = frozenset()
+    block: bytes = b""
+
+    @classmethod
+    def of(cls, headers: Iterable[tuple[str, str | None]]) -> HeaderRewrite:
+        """Return the rewrite setting each `(name, value)`; None removes it."""
+        rewrite = NO_REWRITE
+        for name, value in headers:
+            lowered = name.lower().encode("ascii")
+            lines: tuple[tuple[bytes, bytes], ...] = ()
+            if value is not None:
+                # CR, LF and NUL would let a value start a header of its own.
+                clean = value.translate(_CONTROL)
+                lines = ((lowered, f"{name}: {clean}\r\n".encode()),)
+            rewrite = rewrite.then(
+                cls(lines, frozenset((lowered,)), b"".join(x for _, x in lines))
+            )
+        return rewrite
+
+    def then(self, other: HeaderRewrite) -> HeaderRewrite:
+        """Return this rewrite followed by `other`, which wins on a name."""
+        if not other.names:
+            return self
+        if not self.names:
+            return other
+        lines = tuple(x for x in self.lines if x[0] not in other.names) + other.lines
+        return HeaderRewrite(
+            lines, self.names | other.names, b"".join(x for _, x in lines)
+        )
+
+
+NO_REWRITE = HeaderRewrite()
+
+
 class RequestContext:
     """What plugins read and write while a request is in the access phase."""
 
-    method: str
-    path: str
-    headers: Mapping[str, str]  # lowercase names; the last value of a repeat
-    client_ip: str
-    # Lowercase name -> (name as sent, value); a None value removes it.
-    upstream_headers: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    consumer: Mapping[str, Any] | None = None
-    credential: Mapping[str, Any] | None = None
-    anonymous: bool = False
+    __slots__ = (
+        "method",
+        "path",
+        "headers",
+        "client_ip",
+        "rewrite",
+        "consumer",
+        "credential",
+        "anonymous",
+    )
+
+    def __init__(
+        self, method: str, path: str, headers: Mapping[str, str], client_ip: str
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers  # lowercase names; the last value of a repeat
+        self.client_ip = client_ip
+        self.rewrite = NO_REWRITE  # what the upstream receives instead
+        self.consumer: Mapping[str, Any] | None = None
+        self.credential: Mapping[str, Any] | None = None
+        self.anonymous = False
+
+    def rewrite_upstream(self, rewrite: HeaderRewrite) -> None:
+        """Apply `rewrite` after the ones plugins chose before."""
+        self.rewrite = self.rewrite.then(rewrite)
 
     def set_upstream_header(self, name: str, value: str | None) -> None:
         """Send `name: value` upstream instead of the client's, or drop it."""
-        self.upstream_headers[name.lower()] = (name, value)
+        self.rewrite = self.rewrite.then(HeaderRewrite.of(((name, value),)))
 
 
 # A plugin that must wait (for a password check in a worker thread) returns
@@ -70,32 +135,86 @@ class Plugin(Protocol):
 
 
 class ConfigIndex:
-    """Look up entities of the config being compiled, built lazily and shared."""
+    """Look up entities of the config being compiled, built lazily and shared.
+
+    Plugins ask for what they need while they are built, so the maps are
+    made with the rest of the config, off the request path.
+    """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
         self._consumers: dict[str, Mapping[str, Any]] | None = None
         self._basic: dict[str, Mapping[str, Any]] | None = None
+        self._tables: dict[str, dict[Any, Any]] = {}
 
-    def consumer(self, key: str) -> Mapping[str, Any] | None:
-        """Return the consumer with this id or username."""
+    def table(self, name: str) -> dict[Any, Any]:
+        """Return the dict that this config's plugins share under `name`.
+
+        It starts empty and lives as long as the config: what plugins keep
+        there never outlives the entities it was made from.
+        """
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = {}
+        return table
+
+    @property
+    def consumers(self) -> Mapping[str, Mapping[str, Any]]:
+        """Return the consumers by id, and by username where no id is equal."""
         if self._consumers is None:
-            self._consumers = {}
+            consumers: dict[str, Mapping[str, Any]] = {}
             for consumer in self.config.get("consumers") or ():
                 if consumer.get("username"):
-                    self._consumers.setdefault(str(consumer["username"]), consumer)
+                    consumers.setdefault(str(consumer["username"]), consumer)
             for consumer in self.config.get("consumers") or ():
-                self._consumers[str(consumer["id"])] = consumer
-        return self._consumers.get(key)
+                consumers[str(consumer["id"])] = consumer
+            self._consumers = consumers
+        return self._consumers
 
-    def basicauth_credential(self, username: str) -> Mapping[str, Any] | None:
-        """Return the basic-auth credential with this username."""
+    @property
+    def basicauth_credentials(self) -> Mapping[str, Mapping[str, Any]]:
+        """Return the basic-auth credentials by username."""
         if self._basic is None:
             self._basic = {
                 str(c["username"]): c
                 for c in self.config.get("basicauth_credentials") or ()
             }
-        return self._basic.get(username)
+        return self._basic
+
+    def build(self, step: int = 256) -> Iterator[None]:
+        """Build every map, yielding after each `step` entities.
+
+        For a compile that runs a slice at a time; without it, each map is
+        built whole the first time it is asked for.
+        """
+        consumers: dict[str, Mapping[str, Any]] = {}
+        entities = self.config.get("consumers") or ()
+        for position, consumer in enumerate(entities):
+            if consumer.get("username"):
+                consumers.setdefault(str(consumer["username"]), consumer)
+            if position % step == step - 1:
+                yield
+        for position, consumer in enumerate(entities):
+            consumers[str(consumer["id"])] = consumer
+            if position % step == step - 1:
+                yield
+        self._consumers = consumers
+        basic: dict[str, Mapping[str, Any]] = {}
+        for position, credential in enumerate(
+            self.config.get("basicauth_credentials") or ()
+        ):
+            basic[str(credential["username"])] = credential
+            if position % step == step - 1:
+                yield
+        self._basic = basic
+
+    def consumer(self, key: str) -> Mapping[str, Any] | None:
+        """Return the consumer with this id or username."""
+        return self.consumers.get(key)
+
+    def basicauth_credential(self, username: str) -> Mapping[str, Any] | None:
+        """Return the basic-auth credential with this username."""
+        return self.basicauth_credentials.get(username)
 
 
 PluginFactory = Callable[[Mapping[str, Any], ConfigIndex], Plugin]

@@ -9,7 +9,9 @@ Stored passwords are slow hashes (`shared.credentials`), checked in a
 worker thread. A verified result is cached under (credential id, stored
 hash, keyed digest of the presented password), so a changed password or a
 removed credential takes effect with the next config, while a good client
-pays the hash once per node.
+pays the hash once per node. On top of it, each compiled plugin keeps the
+grants it made (see :class:`BasicAuth`), so a client that keeps sending the
+same header costs one keyed digest and one dict lookup per request.
 """
 
 from __future__ import annotations
@@ -21,18 +23,21 @@ import hashlib
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from data_plane.plugins.base import (
     ConfigIndex,
     Deferred,
+    HeaderRewrite,
     LocalResponse,
     RequestContext,
 )
 from shared.credentials import verify_password
 
 PRIORITY = 1100
+GRANTS = 10_000  # grants a config keeps, per hide_credentials setting
 
 _SCHEME = re.compile(r"\s*[Bb]asic\s*(.+)")
 
@@ -90,6 +95,17 @@ class VerifiedCache:
 
 VERIFIED = VerifiedCache()
 
+# Keys the digests of Authorization values that this node's grants are filed
+# under; random per process, like VerifiedCache's.
+_GRANT_KEY = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)
+
+
+def _digest(value: str) -> bytes:
+    """Return the keyed digest of a header value (latin-1, as parsed)."""
+    keyed = _GRANT_KEY.copy()
+    keyed.update(value.encode("latin-1"))
+    return keyed.digest()
+
 
 def _credentials(header: str) -> tuple[str, str] | None:
     """Decode `Basic <b64>` into (username, password), or None."""
@@ -110,34 +126,89 @@ def _credentials(header: str) -> tuple[str, str] | None:
     return username, password
 
 
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    """What a verified credential lets through: who it is, what to send."""
+
+    consumer: Mapping[str, Any]
+    credential: Mapping[str, Any]
+    rewrite: HeaderRewrite
+
+
 class BasicAuth:
-    """One basic-auth plugin entity, compiled."""
+    """One basic-auth plugin entity, compiled.
+
+    A request that carries only `Authorization` is looked up first in the
+    grants of the config: a keyed digest of the header value mapped to the
+    consumer and the upstream headers, encoded once. A new config builds new
+    plugins and tables, so grants never outlive the credentials they were
+    made from; a miss takes the full path (decode, find, verify) and fills
+    the table.
+    The digest key is secret and random per process: the table holds no
+    password and nothing a password could be guessed from offline.
+    """
 
     name = "basic-auth"
     priority = PRIORITY
 
-    def __init__(self, config: Mapping[str, Any], index: ConfigIndex) -> None:
-        self._index = index
+    def __init__(
+        self, config: Mapping[str, Any], index: ConfigIndex, *, grants: int = GRANTS
+    ) -> None:
+        # Built now, with the config, rather than by the first request.
+        self._credentials = index.basicauth_credentials
+        self._consumers = index.consumers
         self._hide = bool(config.get("hide_credentials"))
         self._anonymous = config.get("anonymous") or None
         realm = config.get("realm") or "service"
-        # Credential id -> upstream headers, built on first use in this config.
-        self._granted: dict[str, dict[str, tuple[str, str | None]]] = {}
         self._unauthorized = LocalResponse.message(
             401, "Unauthorized", (("WWW-Authenticate", f'Basic realm="{realm}"'),)
         )
+        # Shared by the config's basic-auth plugins that hide (or keep) the
+        # credentials alike, so that a client of many routes is granted once.
+        kind = "hidden" if self._hide else "kept"
+        # Keyed digest of an Authorization value -> its grant; bounded.
+        self._grants: dict[bytes, _Grant] = index.table(f"basic-auth grants {kind}")
+        self._grants_limit = grants
+        # (credential id, header used) -> the upstream headers of that grant.
+        self._rewrites: dict[tuple[str, str], HeaderRewrite] = index.table(
+            f"basic-auth rewrites {kind}"
+        )
+        self._anonymous_grant: tuple[Mapping[str, Any], HeaderRewrite] | None = None
 
     def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
         """Authenticate the request or answer 401."""
         if self._anonymous and ctx.credential is not None and not ctx.anonymous:
             return None  # another auth plugin already identified the client
+        headers = ctx.headers
+        if "proxy-authorization" not in headers:
+            value = headers.get("authorization")
+            if value is None:
+                return self._fall_back(ctx)
+            digest = _digest(value)
+            grant = self._grants.get(digest)
+            if grant is not None:
+                ctx.consumer, ctx.credential = grant.consumer, grant.credential
+                ctx.anonymous = False
+                ctx.rewrite_upstream(grant.rewrite)
+                return None
+            return self._authenticate(ctx, digest)
+        return self._authenticate(ctx, None)
+
+    def _authenticate(
+        self, ctx: RequestContext, digest: bytes | None
+    ) -> LocalResponse | Deferred | None:
+        """Decode, find and verify the credentials (cached across configs).
+
+        `digest` keys the grant to remember when the request carries
+        Authorization alone; None when Proxy-Authorization is present too.
+        """
         found = self._find(ctx)
         if found is None:
             return self._fall_back(ctx)
         credential, password, used = found
         verified = VERIFIED.verify(credential, password)
         if isinstance(verified, bool):
-            return self._conclude(ctx, verified, credential, used)
+            return self._conclude(ctx, verified, credential, used, digest)
 
         deferred: Deferred = asyncio.get_running_loop().create_future()
 
@@ -148,7 +219,7 @@ class BasicAuth:
                 deferred.set_result(self._unauthorized)
             else:
                 deferred.set_result(
-                    self._conclude(ctx, done.result(), credential, used)
+                    self._conclude(ctx, done.result(), credential, used, digest)
                 )
 
         verified.add_done_callback(conclude)
@@ -167,7 +238,7 @@ class BasicAuth:
             pair = _credentials(value)
             if pair is None:
                 continue
-            credential = self._index.basicauth_credential(pair[0])
+            credential = self._credentials.get(pair[0])
             if credential is not None:
                 return credential, pair[1], header
         return None
@@ -178,56 +249,93 @@ class BasicAuth:
         verified: bool,
         credential: Mapping[str, Any],
         used: str,
+        digest: bytes | None,
     ) -> LocalResponse | None:
         """Let the consumer through after a check, or fall back."""
         consumer_ref = credential.get("consumer") or {}
-        consumer = self._index.consumer(str(consumer_ref.get("id")))
+        consumer = self._consumers.get(str(consumer_ref.get("id")))
         if not verified or consumer is None:
             return self._fall_back(ctx)
 
         ctx.consumer, ctx.credential, ctx.anonymous = consumer, credential, False
-        granted = self._granted.get(credential["id"])
-        if granted is None:
-            granted = _consumer_headers(consumer)
-            granted["x-credential-identifier"] = (
-                "X-Credential-Identifier",
-                str(credential["username"]),
-            )
-            granted["x-anonymous-consumer"] = ("X-Anonymous-Consumer", None)
-            self._granted[credential["id"]] = granted
-        ctx.upstream_headers.update(granted)
-        if self._hide:
-            ctx.set_upstream_header(used, None)
+        rewrite = self._rewrite(consumer, credential, used)
+        ctx.rewrite_upstream(rewrite)
+        if digest is not None and used == "Authorization" and _canonical(ctx):
+            grants = self._grants
+            if len(grants) >= self._grants_limit:
+                del grants[next(iter(grants))]
+            grants[digest] = _Grant(consumer, credential, rewrite)
         return None
+
+    def _rewrite(
+        self, consumer: Mapping[str, Any], credential: Mapping[str, Any], used: str
+    ) -> HeaderRewrite:
+        """Return the upstream headers of a verified credential, built once."""
+        key = (str(credential["id"]), used)
+        rewrite = self._rewrites.get(key)
+        if rewrite is None:
+            headers = [
+                *_consumer_headers(consumer),
+                ("X-Credential-Identifier", str(credential["username"])),
+                ("X-Anonymous-Consumer", None),
+            ]
+            if self._hide:
+                headers.append((used, None))
+            rewrite = HeaderRewrite.of(headers)
+            self._rewrites[key] = rewrite
+        return rewrite
 
     def _fall_back(self, ctx: RequestContext) -> LocalResponse | None:
         """Answer 401, or let the request through as the anonymous consumer."""
         if not self._anonymous:
             return self._unauthorized
-        consumer = self._index.consumer(str(self._anonymous))
-        if consumer is None:
-            return LocalResponse.message(
-                500,
-                f"anonymous consumer {self._anonymous} is configured but doesn't exist",
+        anonymous = self._anonymous_grant
+        if anonymous is None:
+            consumer = self._consumers.get(str(self._anonymous))
+            if consumer is None:
+                return LocalResponse.message(
+                    500,
+                    f"anonymous consumer {self._anonymous} is configured "
+                    "but doesn't exist",
+                )
+            rewrite = HeaderRewrite.of(
+                [
+                    *_consumer_headers(consumer),
+                    ("X-Credential-Identifier", None),
+                    ("X-Anonymous-Consumer", "true"),
+                ]
             )
-        ctx.consumer, ctx.credential, ctx.anonymous = consumer, None, True
-        ctx.upstream_headers.update(_consumer_headers(consumer))
-        ctx.set_upstream_header("X-Credential-Identifier", None)
-        ctx.set_upstream_header("X-Anonymous-Consumer", "true")
+            anonymous = self._anonymous_grant = (consumer, rewrite)
+        ctx.consumer, ctx.credential, ctx.anonymous = anonymous[0], None, True
+        ctx.rewrite_upstream(anonymous[1])
         return None
 
 
-def _consumer_headers(consumer: Mapping[str, Any]) -> dict[str, tuple[str, str | None]]:
+def _canonical(ctx: RequestContext) -> bool:
+    """Tell whether Authorization reads `Basic <base64>` exactly as encoded.
+
+    Only such a value is granted again from the table: a client could
+    otherwise fill it with spellings of one credential (spaces, case).
+    """
+    value = ctx.headers.get("authorization", "")
+    pair = _credentials(value)
+    if pair is None:
+        return False
+    encoded = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
+    return value == "Basic " + encoded
+
+
+def _consumer_headers(consumer: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     """Return the headers telling the upstream who the consumer is.
 
     Absent values remove the header, so a client cannot pose as a consumer.
     """
-    headers: dict[str, tuple[str, str | None]] = {}
+    headers: list[tuple[str, str | None]] = []
     for name, field in (
         ("X-Consumer-ID", "id"),
         ("X-Consumer-Custom-ID", "custom_id"),
         ("X-Consumer-Username", "username"),
     ):
         value = consumer.get(field)
-        headers[name.lower()] = (name, str(value) if value is not None else None)
+        headers.append((name, str(value) if value is not None else None))
     return headers

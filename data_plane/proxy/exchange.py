@@ -14,14 +14,20 @@ be retained.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
-from data_plane.plugins.base import Deferred, LocalResponse, RequestContext
+from data_plane.plugins.base import (
+    NO_REWRITE,
+    Deferred,
+    HeaderRewrite,
+    LocalResponse,
+    Plugin,
+    RequestContext,
+)
 from data_plane.proxy import responses
-from data_plane.proxy.upstream import UpstreamConnection
+from data_plane.proxy.upstream import HOP_BY_HOP, UpstreamConnection
 from data_plane.runtime.compiled import RouteTarget, Upstream
 from data_plane.runtime.paths import normalize_path
 
@@ -30,19 +36,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Hop-by-hop headers (RFC 9110 7.6.1) and the ones Portico writes itself.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-_REQUEST_REWRITTEN = _HOP_BY_HOP | {
+# Hop-by-hop headers and the ones Portico writes itself.
+_REQUEST_REWRITTEN = HOP_BY_HOP | {
     b"host",
     b"content-length",
     b"expect",
@@ -53,10 +48,24 @@ _REQUEST_REWRITTEN = _HOP_BY_HOP | {
     b"x-forwarded-path",
     b"x-real-ip",
 }
-_RESPONSE_REWRITTEN = _HOP_BY_HOP | {b"content-length"}
+# Status lines with their standard reason phrase, ready to send.
+_STATUS_LINES = {
+    (status, phrase): b"HTTP/1.1 %d %s\r\n" % (status, phrase)
+    for status, phrase in responses.REASONS.items()
+}
+# The end of a response head: Via and the latencies, in milliseconds; the
+# common small values are encoded ahead of time.
+_TAIL = (
+    responses.VIA
+    + b"X-Portico-Upstream-Latency: %d\r\nX-Portico-Proxy-Latency: %d\r\n\r\n"
+)
+_TABLED = 32
+_TAILS = [[_TAIL % (up, px) for px in range(_TABLED)] for up in range(_TABLED)]
 
 # Methods a stale pooled connection may be retried for (RFC 9110 9.2.2).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# A first body piece this small goes out in one buffer with the head.
+_JOIN_LIMIT = 16 * 1024
 _RETAIN_LIMIT = 64 * 1024  # body bytes kept for a retry on a fresh connection
 _BUFFER_LIMIT = 256 * 1024  # body bytes buffered before reading is paused
 
@@ -82,6 +91,7 @@ class Exchange:
         "retained",
         "retained_size",
         "target",
+        "plugins",
         "routed",
         "upstream",
         "conn",
@@ -101,7 +111,7 @@ class Exchange:
         client: ClientConnection,
         method: str,
         url: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes, bytes]],
         header_map: dict[str, str],
         http_11: bool,
         keep_alive: bool,
@@ -130,6 +140,7 @@ class Exchange:
 
         # Upstream side.
         self.target: RouteTarget | None = None
+        self.plugins: tuple[Plugin, ...] = ()
         self.routed: tuple[str, int, bytes, str, str] = ("", 0, b"", "", "")
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
@@ -162,32 +173,29 @@ class Exchange:
             host = authority.decode("latin-1")
             path = b"/" + tail
         text_path = normalize_path(path.decode("latin-1"))
-        hostname = (
-            host.rpartition(":")[0] if host.rfind(":") > host.rfind("]") else host
-        )
-        hostname = hostname.lower()
-        found = (
-            None
-            if config is None
-            else config.router.match(self.method, hostname, text_path, self.header_map)
-        )
+        colon = host.rfind(":")
+        hostname = (host[:colon] if colon > host.rfind("]") else host).lower()
+        if config is None:
+            self.respond(responses.NO_ROUTE)
+            return
+        found = config.router.match(self.method, hostname, text_path, self.header_map)
         if found is None:
             self.respond(responses.NO_ROUTE)
             return
-        self.target = found.target
+        self.target = target = found.target
         self.routed = (text_path, found.matched, query, host, hostname)
-        if found.target.plugins:
+        self.plugins = plugins = config.chain(target)
+        if plugins:
             ctx = RequestContext(
                 self.method, text_path, self.header_map, self.client.peer_ip
             )
             self._run_plugins(ctx, 0)
         else:
-            self._forward(None)
+            self._forward(NO_REWRITE)
 
     def _run_plugins(self, ctx: RequestContext, start: int) -> None:
         """Run the route's plugins from `start`; a deferred answer suspends."""
-        assert self.target is not None, "plugins before routing"
-        plugins = self.target.plugins
+        plugins = self.plugins
         for index in range(start, len(plugins)):
             answer = plugins[index].access(ctx)
             if answer is None:
@@ -197,7 +205,7 @@ class Exchange:
             else:
                 answer.add_done_callback(partial(self._resume, ctx, index + 1))
             return
-        self._forward(ctx.upstream_headers)
+        self._forward(ctx.rewrite)
 
     def _resume(self, ctx: RequestContext, start: int, done: Deferred) -> None:
         """Continue after a plugin's deferred answer (a password check)."""
@@ -214,84 +222,75 @@ class Exchange:
             if not self.response_started:
                 self.respond(responses.INTERNAL_ERROR, close=True)
 
-    def _forward(self, overrides: dict[str, tuple[str, str | None]] | None) -> None:
+    def _forward(self, rewrite: HeaderRewrite) -> None:
         """Send the routed request upstream (or say the route has no service)."""
         target = self.target
         assert target is not None, "forward before routing"
-        if target.upstream is None:
+        upstream = target.upstream
+        if upstream is None:
             self.respond(responses.NO_SERVICE)
             return
-        self.upstream = target.upstream
-        path, matched, query, host, hostname = self.routed
+        self.upstream = upstream
+        path, matched, query, _, _ = self.routed
         uri = target.upstream_uri(path, matched).encode("latin-1")
         if query:
             uri += b"?" + query
-        self.head_data = self._request_head(uri, host, hostname, path, overrides)
+        self.head_data = self._request_head(uri, rewrite)
         if self.expect_continue and not self.request_done:
             self.client.write(responses.CONTINUE)
         self._acquire()
 
-    def _request_head(
-        self,
-        uri: bytes,
-        host: str,
-        hostname: str,
-        path: str,
-        overrides: dict[str, tuple[str, str | None]] | None,
-    ) -> bytes:
-        """Serialize the request line and headers sent upstream."""
+    def _request_head(self, uri: bytes, rewrite: HeaderRewrite) -> bytes:
+        """Serialize the request line and headers sent upstream.
+
+        What does not depend on the request was encoded before it came: the
+        upstream's Host line with the route, the plugins' headers with their
+        rewrite, X-Forwarded-Proto/-Port and X-Real-IP with the connection.
+        """
         target, upstream = self.target, self.upstream
         assert target is not None and upstream is not None, "head before routing"
-        upstream_host = host if target.preserve_host and host else upstream.host_header
-        lines = [
-            self.method.encode(),
-            b" ",
-            uri,
-            b" HTTP/1.1\r\nHost: ",
-            upstream_host.encode("latin-1"),
-            b"\r\n",
-        ]
+        path, _, _, host, hostname = self.routed
+        lines = [self.method.encode(), b" ", uri, b" HTTP/1.1\r\n"]
+        if target.preserve_host and host:
+            lines += (b"Host: ", host.encode("latin-1"), b"\r\n")
+        else:
+            lines.append(upstream.host_line)
+
         connection_listed = self.header_map.get("connection")
         drop = _REQUEST_REWRITTEN
         if connection_listed:
             drop = drop | {
                 token.strip().lower().encode() for token in connection_listed.split(",")
             }
+        removed = rewrite.names
         forwarded_for = None
-        for name, value in self.headers:
-            lowered = name.lower()
+        for lowered, name, value in self.headers:
             if lowered in drop:
                 if lowered == b"x-forwarded-for":
                     forwarded_for = value
                 continue
-            if overrides and lowered.decode("latin-1") in overrides:
+            if lowered in removed:
                 continue
             lines += (name, b": ", value, b"\r\n")
-        if overrides:
-            for name_str, value_str in overrides.values():
-                if value_str is not None:
-                    lines.append(f"{name_str}: {value_str}\r\n".encode("latin-1"))
 
         client = self.client
-        ip = client.peer_ip.encode()
+        ip = client.ip
         lines += (
+            rewrite.block,
             b"X-Forwarded-For: ",
             forwarded_for + b", " + ip if forwarded_for else ip,
-            b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ",
+            b"\r\nX-Forwarded-Host: ",
             hostname.encode("latin-1"),
-            b"\r\nX-Forwarded-Port: ",
-            client.local_port,
             b"\r\nX-Forwarded-Path: ",
             path.encode("latin-1"),
-            b"\r\nX-Real-IP: ",
-            ip,
-            b"\r\n",
+            client.forwarded,
         )
         if self.chunked_request:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+            lines.append(b"Transfer-Encoding: chunked\r\n\r\n")
         elif self.content_length is not None:
-            lines.append(b"Content-Length: %d\r\n" % self.content_length)
-        lines.append(b"\r\n")
+            lines.append(b"Content-Length: %d\r\n\r\n" % self.content_length)
+        else:
+            lines.append(b"\r\n")
         return b"".join(lines)
 
     def body(self, chunk: bytes) -> None:
@@ -340,7 +339,7 @@ class Exchange:
         if conn is not None:
             self._attach(conn)
         else:
-            asyncio.get_running_loop().create_task(self._connect())
+            self.client.server.loop.create_task(self._connect())
 
     async def _connect(self) -> None:
         upstream = self.upstream
@@ -366,34 +365,35 @@ class Exchange:
         upstream = self.upstream
         assert upstream is not None, "attach before routing"
         self.conn = conn
-        self.sent_at = asyncio.get_running_loop().time()
-        data = [self.head_data, *self.buffer]
-        self.buffer = []
+        client = self.client
+        self.sent_at = now = client.loop.time()
+        body, self.buffer = self.buffer, []
         self.buffered = 0
-        conn.start(self, upstream, self.method == "HEAD", data)
-        self.client.pause_reading("buffer", False)
-        if self.client.write_paused:
+        conn.start(self, upstream, self.method == "HEAD", self.head_data, body, now)
+        if client.paused:
+            client.pause_reading("buffer", False)
+        if client.write_paused:
             conn.pause_reading(True)  # the client is not taking data yet
 
     # ResponseSink: what the upstream connection tells us
 
     def response_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+        self,
+        status: int,
+        reason: bytes,
+        lines: list[bytes],
+        length: bytes | None,
+        chunked: bool,
     ) -> None:
-        now = asyncio.get_running_loop().time()
+        client = self.client
+        now = client.loop.time()
         self.retained = None  # an answer came: no retry from here on
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason or responses.reason(status))]
-        length = None
-        chunked = False
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered in _RESPONSE_REWRITTEN:
-                if lowered == b"content-length":
-                    length = value
-                elif lowered == b"transfer-encoding":
-                    chunked = b"chunked" in value.lower()
-                continue
-            lines += (name, b": ", value, b"\r\n")
+        status_line = _STATUS_LINES.get((status, reason))
+        if status_line is None:
+            status_line = b"HTTP/1.1 %d %s\r\n" % (
+                status,
+                reason or responses.reason(status),
+            )
 
         bodyless = self.method == "HEAD" or status in (204, 304)
         if length is not None and (not chunked or bodyless):
@@ -404,28 +404,36 @@ class Exchange:
                 lines.append(b"Transfer-Encoding: chunked\r\n")
             else:
                 self.close_after = True  # HTTP/1.0: the body ends with the close
-        if self.close_after or self.client.closing:
+        if self.close_after or client.closing:
             lines.append(b"Connection: close\r\n")
         elif not self.http_11:
             lines.append(b"Connection: keep-alive\r\n")
-        lines += (
-            responses.VIA,
-            b"X-Portico-Upstream-Latency: %d\r\n" % ((now - self.sent_at) * 1000),
-            b"X-Portico-Proxy-Latency: %d\r\n\r\n"
-            % ((self.sent_at - self.started_at) * 1000),
-        )
+
+        upstream_ms = int((now - self.sent_at) * 1000)
+        proxy_ms = int((self.sent_at - self.started_at) * 1000)
+        if upstream_ms < _TABLED and proxy_ms < _TABLED:
+            lines.append(_TAILS[upstream_ms][proxy_ms])
+        else:
+            lines.append(_TAIL % (upstream_ms, proxy_ms))
         self.response_started = True
-        self.client.server.status_counts[status // 100 if status < 600 else 5] += 1
+        client.server.status_counts[status // 100 if status < 600 else 5] += 1
         # Held back to go out with the first body piece: one send, not two.
-        self.pending_head = b"".join(lines)
+        self.pending_head = status_line + b"".join(lines)
 
     def response_body(self, chunk: bytes) -> None:
         if not chunk:
             return
-        head, self.pending_head = self.pending_head, b""
+        head = self.pending_head
         if self.chunked_response:
+            self.pending_head = b""
             self.client.writelines([head, b"%x\r\n" % len(chunk), chunk, b"\r\n"])
+        elif not head:
+            self.client.write(chunk)
+        elif len(chunk) <= _JOIN_LIMIT:
+            self.pending_head = b""
+            self.client.write(head + chunk)  # one buffer: the cheapest send
         else:
+            self.pending_head = b""
             self.client.writelines([head, chunk])
 
     def response_done(self, reusable: bool) -> None:
@@ -436,7 +444,8 @@ class Exchange:
         elif head:
             self.client.write(head)
         self.response_done_ = True
-        self.client.pause_reading("upstream", False)
+        if self.client.paused:
+            self.client.pause_reading("upstream", False)
         if conn is not None:
             if reusable and self.request_done:
                 self.client.server.pool.put(conn)
@@ -462,7 +471,7 @@ class Exchange:
         ):
             # A pooled connection the upstream had closed: retry on a new one.
             self.buffer = list(self.retained)
-            asyncio.get_running_loop().create_task(self._connect())
+            self.client.server.loop.create_task(self._connect())
             return
         self._fail_upstream(timed_out)
 
@@ -485,7 +494,7 @@ class Exchange:
             close = True
         close = close or self.close_after or self.client.closing
         self.close_after = close
-        latency = asyncio.get_running_loop().time() - self.started_at
+        latency = self.client.loop.time() - self.started_at
         self.client.server.status_counts[response.status // 100] += 1
         self.client.write(
             responses.serialize(
@@ -495,7 +504,8 @@ class Exchange:
                 latency_ms=int(latency * 1000),
             )
         )
-        self.client.pause_reading("buffer", False)
+        if self.client.paused:
+            self.client.pause_reading("buffer", False)
         if self.request_done or close:
             self._finish()
 

@@ -24,13 +24,13 @@ BAD_GATEWAY = LocalResponse.message(
 GATEWAY_TIMEOUT = LocalResponse.message(504, "The upstream server is timing out")
 INTERNAL_ERROR = LocalResponse.message(500, "An unexpected error occurred")
 
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-_REASONS[494] = b"Request Header Or Cookie Too Large"
+REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+REASONS[494] = b"Request Header Or Cookie Too Large"
 
 
 def reason(status: int) -> bytes:
     """Return the reason phrase for `status`."""
-    return _REASONS.get(status, b"Unknown")
+    return REASONS.get(status, b"Unknown")
 
 
 def serialize(

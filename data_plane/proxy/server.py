@@ -31,6 +31,12 @@ HEAD_LIMIT = 32 * 1024  # request line and headers, in total
 LINE_LIMIT = 8 * 1024  # one header line or the URL, like nginx's buffers
 QUEUE_LIMIT = 32  # pipelined requests parsed ahead of the active one
 
+# Method names as parsed -> as str, so the usual ones are not decoded again.
+_METHODS = {
+    name.encode(): name
+    for name in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+}
+
 
 class _TooLarge(Exception):
     """Raised from a parser callback to stop parsing an oversized head."""
@@ -41,15 +47,21 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, server: ProxyServer) -> None:
         self.server = server
+        self.loop = server.loop
         self.transport: asyncio.Transport | None = None
         self.peer_ip = ""
-        self.local_port = b""
+        self.ip = b""
+        # X-Forwarded-Proto, -Port and X-Real-IP, the same for every request.
+        self.forwarded = b"\r\n"
         self.last_active = 0.0
 
         # Parsing state of the request being read.
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
+        # (lowercase name, name, value) as received, in order.
+        self._headers: list[tuple[bytes, bytes, bytes]] = []
+        # Lowercase name -> value, both decoded; the last of a repeated header.
+        self._header_map: dict[str, str] = {}
         self._head_size = 0
         self._in_head = True
         self._parsing: Exchange | None = None
@@ -62,7 +74,7 @@ class ClientConnection(asyncio.Protocol):
         self.closing = False  # close once the active exchange is done
         self.gone = False  # the transport is closed
         self._rejected: LocalResponse | None = None
-        self._paused: set[str] = set()
+        self.paused: set[str] = set()  # why reading is paused; empty: it is not
         self.write_paused = False  # the client's transport buffer is full
 
     # asyncio.Protocol
@@ -73,16 +85,21 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.peer_ip = str(peer[0]) if peer else ""
-        self.local_port = str(local[1]).encode() if local else b""
+        self.ip = self.peer_ip.encode()
+        port = str(local[1]).encode() if local else b""
+        self.forwarded = (
+            b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %s\r\nX-Real-IP: %s\r\n"
+            % (port, self.ip)
+        )
         self.server.connections.add(self)
-        self.last_active = self.server.loop.time()
+        self.last_active = self.loop.time()
         if self.server.draining:
             self.closing = True
 
     def data_received(self, data: bytes) -> None:
         if self.gone or self._rejected is not None:
             return
-        self.last_active = self.server.loop.time()
+        self.last_active = self.loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -122,12 +139,6 @@ class ClientConnection(asyncio.Protocol):
 
     # httptools callbacks
 
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = []
-        self._head_size = 0
-        self._in_head = True
-
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > LINE_LIMIT:
@@ -138,26 +149,29 @@ class ClientConnection(asyncio.Protocol):
         self._head_size += size + 4
         if size > LINE_LIMIT or self._head_size > HEAD_LIMIT:
             raise _TooLarge
-        self._headers.append((name, value))
+        lowered = name.lower()
+        self._headers.append((lowered, name, value))
+        self._header_map[lowered.decode("latin-1")] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_size = 0
         parser = self._parser
-        header_map = {
-            name.lower().decode("latin-1"): value.decode("latin-1")
-            for name, value in self._headers
-        }
+        method = parser.get_method()
         exchange = Exchange(
             self,
-            parser.get_method().decode("ascii", "replace"),
+            _METHODS.get(method) or method.decode("ascii", "replace"),
             self._url,
             self._headers,
-            header_map,
+            self._header_map,
             parser.get_http_version() == "1.1",
             parser.should_keep_alive() and not self.closing,
-            self.server.loop.time(),
+            self.loop.time(),
         )
+        # Ready for the next request's head (httptools then calls on_url).
+        self._url = b""
+        self._headers = []
+        self._header_map = {}
+        self._head_size = 0
+        self._in_head = False
         self._parsing = exchange
         if self.active is None:
             self.active = exchange
@@ -200,12 +214,12 @@ class ClientConnection(asyncio.Protocol):
         if transport is None or self.gone:
             return
         if paused:
-            if not self._paused:
+            if not self.paused:
                 transport.pause_reading()
-            self._paused.add(reason)
-        elif reason in self._paused:
-            self._paused.discard(reason)
-            if not self._paused:
+            self.paused.add(reason)
+        elif reason in self.paused:
+            self.paused.discard(reason)
+            if not self.paused:
                 transport.resume_reading()
 
     def finished(self, exchange: Exchange, close: bool) -> None:
@@ -281,9 +295,9 @@ class ProxyServer:
 
     def __init__(self, switch: Switch, *, keepalive_timeout: float = 60.0) -> None:
         self.switch = switch
-        self.pool = UpstreamPool()
-        self.connections: set[ClientConnection] = set()
         self.loop = asyncio.get_running_loop()
+        self.pool = UpstreamPool(self.loop)
+        self.connections: set[ClientConnection] = set()
         self.draining = False
         self._keepalive_timeout = keepalive_timeout
         self._server: asyncio.Server | None = None

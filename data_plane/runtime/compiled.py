@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from data_plane.plugins.base import ConfigIndex, Plugin
 from data_plane.plugins.registry import FACTORIES
-from data_plane.router import Router
+from data_plane.router import STEP, Router
 from data_plane.runtime.paths import upstream_path
 from shared.errors import InvalidParameter, ValidationError
 from shared.snapshot import Snapshot
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+R = TypeVar("R")
 
 
 @cache
@@ -45,27 +47,53 @@ class Upstream:
     port: int
     ssl: ssl.SSLContext | None
     host_header: str
+    host_line: bytes  # the Host header line sent upstream, encoded
     connect_timeout: float
     read_timeout: float
     write_timeout: float
     retries: int
 
 
-@dataclass(frozen=True, slots=True)
 class RouteTarget:
-    """What the proxy does with a request a route matched."""
+    """What the proxy does with a request a route matched.
 
-    route_id: str
-    upstream: Upstream | None  # None: the route has no service
-    base_path: str
-    strip_path: bool
-    has_paths: bool
-    v1: bool
-    preserve_host: bool
-    plugins: tuple[Plugin, ...]
+    Immutable by convention: a target is shared by every config version in
+    which its route and service stay the same.
+    """
+
+    __slots__ = (
+        "route_id",
+        "upstream",
+        "base_path",
+        "strip_path",
+        "has_paths",
+        "v1",
+        "preserve_host",
+        "root_strip",
+    )
+
+    def __init__(
+        self,
+        route: Mapping[str, Any],
+        service: Mapping[str, Any] | None,
+        upstream: Upstream | None,
+    ) -> None:
+        self.route_id = str(route.get("id"))
+        self.upstream = upstream  # None: the route has no service
+        self.base_path = str((service or {}).get("path") or "/")
+        self.strip_path = route.get("strip_path") is not False
+        self.has_paths = bool(route.get("paths"))
+        self.v1 = route.get("path_handling") == "v1"
+        self.preserve_host = bool(route.get("preserve_host"))
+        # The service path is "/" and the matched prefix is stripped: the
+        # upstream path is what is left of the request's, v0 and v1 alike.
+        self.root_strip = self.base_path == "/" and self.strip_path and self.has_paths
 
     def upstream_uri(self, path: str, matched: int) -> str:
         """Return the upstream path (without query) for a request path."""
+        if self.root_strip:
+            rest = path[matched:]
+            return rest if rest[:1] == "/" else "/" + rest
         return upstream_path(
             self.base_path,
             path,
@@ -83,11 +111,30 @@ class CompiledConfig:
     snapshot: Snapshot
     router: Router[RouteTarget]
     applied_at: float
+    # Plugin chains of the routes that route- or service-scoped plugins
+    # apply to; every other route runs `default_chain` (the global plugins).
+    chains: Mapping[str, tuple[Plugin, ...]] = field(default_factory=dict)
+    default_chain: tuple[Plugin, ...] = ()
+    compile_seconds: float = 0.0  # from the start of the compile to the swap
+    # What the next compile reuses: route id -> (entity, service, target),
+    # service id -> (entity, upstream).
+    routes: Mapping[str, tuple[Mapping[str, Any], Any, RouteTarget]] = field(
+        default_factory=dict
+    )
+    upstreams: Mapping[str, tuple[Mapping[str, Any], Upstream]] = field(
+        default_factory=dict
+    )
+
+    def chain(self, target: RouteTarget) -> tuple[Plugin, ...]:
+        """Return the plugins a request to `target` runs, in order."""
+        return self.chains.get(target.route_id, self.default_chain)
 
 
 def _fk(entity: Mapping[str, Any], field: str) -> str | None:
     ref = entity.get(field)
-    if isinstance(ref, Mapping):
+    if ref is None:
+        return None
+    if type(ref) is dict or isinstance(ref, Mapping):
         value = ref.get("id")
         return str(value) if value is not None else None
     return str(ref) if ref else None
@@ -118,6 +165,7 @@ def _upstream(service: Mapping[str, Any]) -> Upstream:
         port=port,
         ssl=_ssl_context(verify) if protocol == "https" else None,
         host_header=host_header,
+        host_line=b"Host: " + host_header.encode("latin-1") + b"\r\n",
         connect_timeout=_seconds(service, "connect_timeout"),
         read_timeout=_seconds(service, "read_timeout"),
         write_timeout=_seconds(service, "write_timeout"),
@@ -128,11 +176,16 @@ def _upstream(service: Mapping[str, Any]) -> Upstream:
 class _PluginTable:
     """Resolve which plugin instance of each name applies to a route."""
 
-    def __init__(self, config: Mapping[str, Any], index: ConfigIndex) -> None:
+    def __init__(self) -> None:
         self._scoped: dict[tuple[str, str | None, str | None], Plugin] = {}
         self._names: list[str] = []
+
+    def fill(self, config: Mapping[str, Any], index: ConfigIndex) -> Iterator[None]:
+        """Build the config's plugins; yield every few; raise if one is unknown."""
         unknown: list[InvalidParameter] = []
         for position, entity in enumerate(config.get("plugins") or ()):
+            if position % STEP == STEP - 1:
+                yield
             if entity.get("enabled") is False:
                 continue
             name = str(entity.get("name"))
@@ -164,8 +217,17 @@ class _PluginTable:
                 "the config has plugins this node cannot run", unknown
             )
 
-    def chain(self, route_id: str, service_id: str | None) -> tuple[Plugin, ...]:
-        """Return the route's plugins in run order, most specific scope first."""
+    def scoped(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Return the route ids and the service ids that scoped plugins name."""
+        routes = {route for _, route, _ in self._scoped if route is not None}
+        services = {svc for _, _, svc in self._scoped if svc is not None}
+        return frozenset(routes), frozenset(services)
+
+    def chain(self, route_id: str | None, service_id: str | None) -> tuple[Plugin, ...]:
+        """Return the route's plugins in run order, most specific scope first.
+
+        With no route and no service, the global plugins.
+        """
         chosen = []
         for name in self._names:
             for scope in (
@@ -187,34 +249,98 @@ def _reverse(name: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in name)
 
 
-def compile_snapshot(snapshot: Snapshot) -> CompiledConfig:
-    """Build everything the proxy needs from `snapshot`, or raise."""
+def compile_snapshot(
+    snapshot: Snapshot, previous: CompiledConfig | None = None
+) -> CompiledConfig:
+    """Build everything the proxy needs from `snapshot`, or raise.
+
+    With the config being served as `previous`, what did not change is
+    taken from it instead of built again: the upstream of a service whose
+    entity is equal, the target of a route whose entity and service are
+    equal, and the router's shelves that no changed route sits on. Plugins
+    and the entity index are always built anew, so that a plugin never sees
+    consumers or credentials of another version.
+    """
+    return finish(compile_steps(snapshot, previous))
+
+
+def finish(steps: Generator[None, None, R]) -> R:
+    """Run `steps` to its end at once and return what it returns."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: R = done.value
+            return result
+
+
+def compile_steps(
+    snapshot: Snapshot, previous: CompiledConfig | None = None
+) -> Generator[None, None, CompiledConfig]:
+    """Compile like :func:`compile_snapshot`, yielding every few entities.
+
+    A caller can run it a slice at a time on the event loop, serving
+    requests in between.
+    """
     config = snapshot.config
     index = ConfigIndex(config)
-    plugins = _PluginTable(config, index)
-    upstreams = {
-        str(service["id"]): _upstream(service)
-        for service in config.get("services") or ()
-    }
-    services = {str(s["id"]): s for s in config.get("services") or ()}
+    yield from index.build(STEP)
+    plugins = _PluginTable()
+    yield from plugins.fill(config, index)
+    scoped_routes, scoped_services = plugins.scoped()
+    old_upstreams = previous.upstreams if previous is not None else {}
+    old_routes = previous.routes if previous is not None else {}
 
-    routes = []
-    for route in config.get("routes") or ():
+    upstreams: dict[str, tuple[Mapping[str, Any], Upstream]] = {}
+    for service in config.get("services") or ():
+        old = old_upstreams.get(str(service["id"]))
+        if old is not None and old[0] == service:
+            upstreams[str(service["id"])] = old
+        else:
+            upstreams[str(service["id"])] = (service, _upstream(service))
+
+    routes: dict[str, tuple[Mapping[str, Any], Any, RouteTarget]] = {}
+    filed: list[tuple[Mapping[str, Any], RouteTarget]] = []
+    unchanged: set[str] = set()
+    chains: dict[str, tuple[Plugin, ...]] = {}
+    for position, route in enumerate(config.get("routes") or ()):
+        if position % STEP == STEP - 1:
+            yield
+        route_id = str(route.get("id"))
         service_id = _fk(route, "service")
-        service = services.get(service_id) if service_id else None
-        if service_id and service is None:
+        found = upstreams.get(service_id) if service_id else None
+        if service_id and found is None:
             raise ValidationError(
-                f"route {route.get('id')} points at a missing service {service_id}"
+                f"route {route_id} points at a missing service {service_id}"
             )
-        target = RouteTarget(
-            route_id=str(route.get("id")),
-            upstream=upstreams.get(service_id) if service_id else None,
-            base_path=str((service or {}).get("path") or "/"),
-            strip_path=route.get("strip_path") is not False,
-            has_paths=bool(route.get("paths")),
-            v1=route.get("path_handling") == "v1",
-            preserve_host=bool(route.get("preserve_host")),
-            plugins=plugins.chain(str(route.get("id")), service_id),
-        )
-        routes.append((route, target))
-    return CompiledConfig(snapshot, Router(routes), time.time())
+        service, upstream = found if found is not None else (None, None)
+        old_route = old_routes.get(route_id)
+        if (
+            old_route is not None
+            and old_route[1] is service
+            and old_route[0] == route
+            and old_route[2].upstream is upstream
+        ):
+            part = old_route
+            unchanged.add(route_id)
+        else:
+            part = (route, service, RouteTarget(route, service, upstream))
+        routes[route_id] = part
+        filed.append((route, part[2]))
+        if route_id in scoped_routes or service_id in scoped_services:
+            chains[route_id] = plugins.chain(route_id, service_id)
+
+    router = yield from Router.build(
+        filed,
+        previous=previous.router if previous is not None else None,
+        unchanged=unchanged,
+    )
+    return CompiledConfig(
+        snapshot,
+        router,
+        time.time(),
+        chains=chains,
+        default_chain=plugins.chain(None, None),
+        routes=routes,
+        upstreams=upstreams,
+    )

@@ -7,7 +7,13 @@ import pytest
 from bench.nginx import UPSTREAM_BODY, start_nginx, upstream_config
 from bench.processes import Pinning, free_port
 from bench.tools import find_program
-from bench.wrk import LoadError, parse_summary, run_load
+from bench.wrk import (
+    BackgroundLoad,
+    LoadError,
+    parse_summary,
+    rotating_script,
+    run_load,
+)
 
 UNPINNED = Pinning(False, 1, 0, "tests run unpinned")
 
@@ -55,3 +61,39 @@ def test_load_against_nginx_upstream_counts_requests(tmp_path: Path) -> None:
     assert result.requests > 0
     assert result.non_2xx == 0
     assert len(UPSTREAM_BODY) < 110
+
+
+def test_a_rotating_script_refuses_text_it_cannot_quote(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        rotating_script([('/a"b', "host")], tmp_path / "rotate.lua")
+
+
+def test_a_rotating_script_reports_like_the_default_one(tmp_path: Path) -> None:
+    script = rotating_script([("/a", "x.example.com")], tmp_path / "rotate.lua")
+    text = script.read_text()
+    assert '{"/a", "x.example.com"}' in text
+    assert "PORTICO_WRK" in text
+
+
+@needs_tools
+def test_a_background_load_rotates_requests_until_stopped(tmp_path: Path) -> None:
+    nginx, wrk = find_program("nginx"), find_program("wrk")
+    assert nginx is not None and wrk is not None, "checked by needs_tools"
+    port = free_port()
+    config = upstream_config(tmp_path / "upstream", port)
+    script = rotating_script(
+        [("/a", "a.example.com"), ("/b", "b.example.com")], tmp_path / "rotate.lua"
+    )
+    with start_nginx(
+        nginx, "upstream", config, port, work_dir=tmp_path, pinning=UNPINNED, cpu=0
+    ):
+        load = BackgroundLoad(
+            wrk,
+            f"http://127.0.0.1:{port}/",
+            connections=2,
+            pinning=UNPINNED,
+            script=script,
+            limit=60,
+        )
+        result = load.stop()
+    assert result.non_2xx == 0 and result.errors == 0

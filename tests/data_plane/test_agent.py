@@ -19,14 +19,17 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from control_plane import pki
-from data_plane.agent import SyncAgent, backoff, endpoint_uri
+from data_plane.agent import SyncAgent, backoff, endpoint_uri, group_of_endpoint
 from data_plane.settings import Settings
+from shared.delta import diff
 from shared.errors import ValidationError
 from shared.messages import (
     Applied,
     ApplyError,
     ConfigMessage,
+    DeltaMessage,
     Hello,
+    Resync,
     decode,
     encode_config,
 )
@@ -34,6 +37,7 @@ from shared.snapshot import Snapshot, build_config, make_snapshot
 
 SCALE = float(os.environ.get("PORTICO_TEST_TIMEOUT_SCALE", "1"))
 GROUP = "5d7c9a7e-1d2b-4c1e-9f3a-2b1c0d9e8f70"
+OTHER = "0b6f4a1e-7c2d-4e5f-8a9b-1c2d3e4f5a6b"
 
 
 def _snapshot(version: int) -> Snapshot:
@@ -323,3 +327,109 @@ async def test_a_refusal_is_kept_as_the_last_error(
     assert node.agent.last_error == (
         "refused by the control plane: client certificate is not pinned here"
     )
+
+
+def test_the_group_is_read_from_the_endpoint() -> None:
+    assert group_of_endpoint(f"https://cp.example:8005/cp/{GROUP}") == GROUP
+    assert group_of_endpoint(f"https://cp.example:8005/cp/{GROUP}/") == GROUP
+
+
+def test_an_endpoint_without_a_group_is_refused() -> None:
+    with pytest.raises(ValidationError, match="/cp/<runtime group id>"):
+        group_of_endpoint("https://cp.example:8005/")
+
+
+async def test_a_config_of_another_group_is_refused_and_reported(
+    control_plane: ScriptedControlPlane,
+    node: Node,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connection = await control_plane.accept()
+    await _receive(connection)
+    other = make_snapshot(OTHER, 4, _snapshot(4).config)
+    await connection.send(encode_config(other))
+    error = await _receive(connection)
+    assert isinstance(error, ApplyError)
+    assert (error.version, error.what) == (4, "group")
+    assert OTHER in error.reason and GROUP in error.reason
+    assert node.applied == []
+    assert any(
+        r.levelno == logging.WARNING and OTHER in r.getMessage() for r in caplog.records
+    )
+
+    # The connection stays up: the node's own group is applied next.
+    await connection.send(encode_config(_snapshot(5)))
+    applied = await _receive(connection)
+    assert isinstance(applied, Applied) and applied.version == 5
+
+
+async def test_an_older_version_on_the_same_connection_is_a_protocol_error(
+    control_plane: ScriptedControlPlane, node: Node
+) -> None:
+    connection = await control_plane.accept()
+    await _receive(connection)
+    await connection.send(encode_config(_snapshot(5)))
+    await _receive(connection)
+    await connection.send(encode_config(_snapshot(4)))
+    async with asyncio.timeout(5 * SCALE):
+        await connection.wait_closed()
+    assert connection.close_code == 1002
+    assert connection.close_reason == "config version 4 after version 5"
+    assert [s.version for s in node.applied] == [5]
+
+
+def _delta(base: Snapshot, target: Snapshot, **changes: object) -> bytes:
+    message = DeltaMessage.from_delta(
+        base.version, base.hash, target, diff(base.config, target.config)
+    )
+    return dataclasses.replace(message, **changes).serialize()  # type: ignore[arg-type]
+
+
+async def test_a_delta_is_applied_on_top_of_the_config_served(
+    control_plane: ScriptedControlPlane, node: Node
+) -> None:
+    connection = await control_plane.accept()
+    hello = await _receive(connection)
+    assert isinstance(hello, Hello) and "delta" in hello.capabilities
+    await connection.send(encode_config(_snapshot(1)))
+    await _receive(connection)
+    await connection.send(_delta(_snapshot(1), _snapshot(2)))
+    applied = await _receive(connection)
+    assert isinstance(applied, Applied)
+    assert (applied.version, applied.hash) == (2, _snapshot(2).hash)
+    assert node.applied[-1] == _snapshot(2)
+
+
+async def test_a_delta_with_a_wrong_base_version_asks_for_the_full_config(
+    control_plane: ScriptedControlPlane, node: Node
+) -> None:
+    connection = await control_plane.accept()
+    await _receive(connection)
+    await connection.send(encode_config(_snapshot(1)))
+    await _receive(connection)
+    # A delta from version 2, which this node never ran.
+    await connection.send(_delta(_snapshot(2), _snapshot(3)))
+    resync = await _receive(connection)
+    assert isinstance(resync, Resync)
+    assert (resync.version, resync.hash) == (3, _snapshot(3).hash)
+    assert resync.reason == "delta from version 2 cannot apply to version 1"
+    assert [s.version for s in node.applied] == [1]
+
+    # The full config that follows is applied.
+    await connection.send(encode_config(_snapshot(3)))
+    applied = await _receive(connection)
+    assert isinstance(applied, Applied) and applied.version == 3
+
+
+async def test_a_delta_whose_result_misses_the_hash_asks_for_the_full_config(
+    control_plane: ScriptedControlPlane, node: Node
+) -> None:
+    connection = await control_plane.accept()
+    await _receive(connection)
+    await connection.send(encode_config(_snapshot(1)))
+    await _receive(connection)
+    await connection.send(_delta(_snapshot(1), _snapshot(2), hash="c" * 32))
+    resync = await _receive(connection)
+    assert isinstance(resync, Resync)
+    assert "does not match its hash" in resync.reason
+    assert [s.version for s in node.applied] == [1]

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ def test_help_documents_every_option_and_the_environment() -> None:
     for option in (
         "--cluster-control-plane",
         "--cluster-telemetry-endpoint",
+        "--cluster-telemetry-interval",
         "--cluster-cert",
         "--cluster-cert-key",
         "--cluster-ca-cert",
@@ -193,13 +195,23 @@ def test_reloads_under_concurrent_requests_lose_none(
                     except httpx.HTTPError as exc:
                         failures.append(exc)
 
+        def answered(count: int) -> None:
+            # Requests must be in flight around every reload, however slowly
+            # a loaded machine starts the threads.
+            end = time.monotonic() + deadline(10)
+            while len(statuses) + len(failures) < count:
+                assert time.monotonic() < end, "the requests never got answers"
+                time.sleep(0.01)
+
         threads = [threading.Thread(target=hammer) for _ in range(4)]
         for thread in threads:
             thread.start()
         try:
+            answered(4)
             for index in range(10):
                 config["services"][0]["name"] = f"echo-{index}"
                 node.reload(config)
+            answered(len(statuses) + 4)
         finally:
             stop.set()
             for thread in threads:
@@ -243,3 +255,43 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
     assert node.process.wait(deadline(10)) == 0
     assert result == [200]
     assert "shutting down" in node.output()
+
+
+def test_a_client_certificate_that_is_not_pem_is_a_one_line_error(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "bad.crt").write_text("not a certificate\n")
+    (tmp_path / "bad.key").write_text("not a key\n")
+    result = _run(
+        "--cluster-control-plane",
+        f"https://127.0.0.1:{free_port()}/cp/group",
+        "--cluster-cert",
+        str(tmp_path / "bad.crt"),
+        "--cluster-cert-key",
+        str(tmp_path / "bad.key"),
+        "--proxy-listen",
+        f"127.0.0.1:{free_port()}",
+        "--status-listen",
+        f"127.0.0.1:{free_port()}",
+        "--prefix",
+        str(tmp_path),
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: --cluster-cert {tmp_path / 'bad.crt'} and ")
+    assert "not a PEM certificate and its private key" in line
+    # Refused before listening: nothing was logged about the proxy.
+    assert "proxy on" not in result.stderr
+
+
+def test_status_counts_the_requests_answered_by_status_class(
+    tmp_path: Path, echo: EchoProcess
+) -> None:
+    with start_data_plane(tmp_path, declarative=_config(echo)) as node:
+        assert httpx.get(node.proxy_url + "/mock/request").status_code == 200
+        for _ in range(2):
+            assert httpx.get(node.proxy_url + "/nowhere").status_code == 404
+        counters = node.status()["counters"]
+    assert counters["responses_2xx"] == 1
+    assert counters["responses_4xx"] == 2
+    assert counters["requests"] == 3

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from data_plane.router import Router
+from data_plane.router import Router, _literal_start
 from shared.errors import ValidationError
 
 
@@ -150,6 +150,11 @@ def test_an_invalid_regex_refuses_the_config() -> None:
         Router([(route("bad", paths=["~/(unclosed"]), "bad")])
 
 
+def test_an_invalid_header_regex_refuses_the_config_naming_the_header() -> None:
+    with pytest.raises(ValidationError, match="header x-v"):
+        Router([(route("bad", headers={"x-v": ["~*(unclosed"]}), "bad")])
+
+
 def test_a_lookup_among_ten_thousand_prefix_routes_checks_few_candidates() -> None:
     routes = [(route(f"r{i}", paths=[f"/svc{i}/api"]), f"r{i}") for i in range(10_000)]
     router: Router[str] = Router(routes)
@@ -178,3 +183,108 @@ def test_regex_routes_that_cannot_win_are_not_tried() -> None:
     found = router.match("GET", "a.com", "/x", {})
     assert found is not None and found.target == "hosted"
     assert router.candidate_checks == 1
+
+
+def mixed_routes(count: int) -> list[tuple[dict[str, Any], str]]:
+    """Return `count` routes: a third each prefix, host and regex routes."""
+    routes = []
+    for i in range(count):
+        if i % 3 == 0:
+            fields: dict[str, Any] = {"paths": [f"/p{i}/api"]}
+        elif i % 3 == 1:
+            fields = {"hosts": [f"h{i}.example.com"], "paths": ["/"]}
+        else:
+            fields = {"paths": [f"~/x{i}/\\d+$"]}
+        routes.append((route(f"r{i}", **fields), f"r{i}"))
+    return routes
+
+
+def test_a_lookup_among_ten_thousand_mixed_routes_checks_few_candidates() -> None:
+    router: Router[str] = Router(mixed_routes(10_000))
+    for path, host, expected in [
+        ("/p3000/api/items", "", "r3000"),
+        ("/anything", "h4000.example.com", "r4000"),
+        ("/x5000/42", "", "r5000"),
+        ("/x5000/not-a-number", "", None),
+    ]:
+        router.candidate_checks = 0
+        found = router.match("GET", host, path, {})
+        assert (found.target if found else None) == expected
+        assert router.candidate_checks <= 3, path
+
+
+def test_a_regex_with_a_top_level_alternation_is_tried_for_every_path() -> None:
+    routes = [(route("alt", paths=["~/a/\\d+|/b/\\d+"]), "alt")]
+    assert pick([r for r, _ in routes], "/b/7") == "alt"
+
+
+@pytest.mark.parametrize(
+    ("source", "literal"),
+    [
+        ("/users/\\d+$", "/users/"),
+        ("^/users/(?P<id>\\d+)", "/users/"),
+        ("/a\\.b/c", "/a.b/c"),
+        ("/ab?c", "/a"),
+        ("/ab*c", "/a"),
+        ("/ab{2}c", "/a"),
+        ("/ab+c", "/ab"),
+        ("/v[12]/x", "/v"),
+        ("/a|/b", ""),
+        ("(?i)/users", ""),
+        (".*/users", ""),
+        ("/x(a|b)/y", "/x"),
+        ("/[|]/y", "/"),
+    ],
+)
+def test_a_regex_is_filed_under_the_text_all_its_matches_start_with(
+    source: str, literal: str
+) -> None:
+    assert _literal_start(source) == literal
+
+
+def test_a_regex_is_tried_only_for_paths_with_its_literal_start() -> None:
+    routes = [(route("users", paths=["~/users/\\d+$"]), "users")]
+    routes += [(route(f"p{i}", paths=[f"/p{i}/"]), f"p{i}") for i in range(100)]
+    router: Router[str] = Router(routes)
+    assert router.match("GET", "", "/p42/x", {}) is not None
+    assert router.candidate_checks == 1
+
+
+def test_a_new_config_shares_the_shelves_no_changed_route_sits_on() -> None:
+    routes = mixed_routes(300)
+    old: Router[str] = Router(routes)
+    changed = [*routes[:-1], (route("r299", hosts=["moved.example.com"]), "r299")]
+    unchanged = {r["id"] for r, _ in routes[:-1]}
+    new: Router[str] = Router(changed, previous=old, unchanged=unchanged)
+
+    # r298 (a host route) sits on a shelf of its own: shared as it was.
+    assert new._plain["h298.example.com"] is old._plain["h298.example.com"]
+    # r299 was a hostless regex route: the hostless shelf is built again.
+    assert new._hostless is not old._hostless
+    found = new.match("GET", "moved.example.com", "/", {})
+    assert found is not None and found.target == "r299"
+    assert new.match("GET", "", "/x299/1", {}) is None
+    # The old router still answers as before, for requests already routed.
+    found = old.match("GET", "", "/x299/1", {})
+    assert found is not None and found.target == "r299"
+
+
+def test_an_updated_router_answers_like_one_built_from_scratch() -> None:
+    routes = mixed_routes(600)
+    old: Router[str] = Router(routes)
+    # Remove r0 (prefix), change r1 (host) and add a route on r4's host.
+    changed = [(route("r1", hosts=["h1.example.com"], paths=["/v2"]), "r1")]
+    changed += routes[2:]
+    changed.append((route("new", hosts=["h4.example.com"], paths=["/new"]), "new"))
+    unchanged = {r["id"] for r, _ in routes[2:]}
+    updated: Router[str] = Router(changed, previous=old, unchanged=unchanged)
+    scratch: Router[str] = Router(changed)
+
+    requests = [("/p0/api", ""), ("/", "h1.example.com"), ("/v2/x", "h1.example.com")]
+    requests += [("/new", "h4.example.com"), ("/old", "h4.example.com")]
+    requests += [(f"/x{i}/9", "") for i in range(2, 600, 3)]
+    requests += [(f"/p{i}/api", "") for i in range(0, 600, 3)]
+    for path, host in requests:
+        a = updated.match("GET", host, path, {})
+        b = scratch.match("GET", host, path, {})
+        assert (a and (a.target, a.matched)) == (b and (b.target, b.matched)), path

@@ -57,3 +57,34 @@ def test_a_declarative_file_and_a_control_plane_exclude_each_other() -> None:
             ["--declarative-config", "k.yaml", "--cluster-control-plane", "https://x"],
             {},
         )
+
+
+def test_the_telemetry_interval_is_read_from_the_environment() -> None:
+    settings = parse_settings([], {"PORTICO_CLUSTER_TELEMETRY_INTERVAL": "2.5"})
+    assert settings.cluster_telemetry_interval == 2.5
+    assert parse_settings([], {}).cluster_telemetry_interval == 10.0
+
+
+def test_a_telemetry_interval_that_is_not_a_duration_is_refused() -> None:
+    with pytest.raises(ValidationError, match="--cluster-telemetry-interval"):
+        parse_settings(["--cluster-telemetry-interval", "soon"], {})
+
+
+def test_cluster_limits_default_to_kongs_payload_and_twenty_second_pings() -> None:
+    settings = parse_settings([], {})
+    assert settings.cluster_max_payload == 16 * 1024 * 1024
+    assert settings.cluster_ping_interval == 20.0
+
+
+def test_cluster_limits_are_read_and_checked() -> None:
+    settings = parse_settings(
+        ["--cluster-max-payload", "65536", "--cluster-ping-interval", "0.5"], {}
+    )
+    assert (settings.cluster_max_payload, settings.cluster_ping_interval) == (
+        65536,
+        0.5,
+    )
+    with pytest.raises(ValidationError, match="--cluster-max-payload"):
+        parse_settings(["--cluster-max-payload", "12"], {})
+    with pytest.raises(ValidationError, match="--cluster-ping-interval"):
+        parse_settings(["--cluster-ping-interval", "never"], {})

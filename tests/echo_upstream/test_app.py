@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -86,3 +88,27 @@ def test_help_names_the_environment_variable() -> None:
     )
     assert result.returncode == 0
     assert "PORTICO_ECHO_LISTEN" in result.stdout
+
+
+def test_a_port_in_use_is_a_one_line_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "echo_upstream", "--listen", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            capture_output=True,
+            text=True,
+            timeout=deadline(20),
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: --listen: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    )
+
+
+def test_sigterm_stops_the_echo_upstream_cleanly(tmp_path: Path) -> None:
+    echo = start_echo(tmp_path)
+    assert echo.stop() == 0

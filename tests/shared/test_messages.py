@@ -7,13 +7,16 @@ import zlib
 import orjson
 import pytest
 
+from shared.delta import apply_delta, diff
 from shared.errors import ProtocolError
 from shared.messages import (
     PROTOCOL_VERSION,
     Applied,
     ApplyError,
     ConfigMessage,
+    DeltaMessage,
     Hello,
+    Resync,
     Telemetry,
     decode,
     encode_config,
@@ -192,3 +195,64 @@ def test_boolean_version_is_refused() -> None:
 def test_parse_of_the_wrong_type_is_refused() -> None:
     with pytest.raises(ProtocolError, match="expected a hello"):
         Hello.parse(Applied(1, HASH, 1.0).serialize())
+
+
+def test_hello_with_capabilities_round_trips() -> None:
+    hello = _hello(capabilities=("delta",))
+    assert decode(hello.serialize()) == hello
+
+
+def test_hello_without_capabilities_is_read_as_none() -> None:
+    header = orjson.loads(_hello().serialize())
+    del header["capabilities"]
+    parsed = decode(orjson.dumps(header))
+    assert isinstance(parsed, Hello) and parsed.capabilities == ()
+
+
+def test_hello_with_malformed_capabilities_is_refused() -> None:
+    header = orjson.loads(_hello().serialize())
+    header["capabilities"] = "delta"
+    with pytest.raises(ProtocolError, match="capabilities"):
+        decode(orjson.dumps(header))
+
+
+def _changed(version: int) -> Snapshot:
+    service = dict(_service(), port=9000 + version)
+    return make_snapshot("group-1", version, build_config({"services": [service]}))
+
+
+def test_delta_message_round_trips_to_the_same_delta() -> None:
+    base, target = _snapshot(3), _changed(5)
+    delta = diff(base.config, target.config)
+    message = DeltaMessage.from_delta(base.version, base.hash, target, delta)
+    parsed = decode(message.serialize())
+    assert isinstance(parsed, DeltaMessage)
+    assert (parsed.base_version, parsed.base_hash) == (3, base.hash)
+    assert (parsed.version, parsed.hash) == (5, target.hash)
+    assert apply_delta(base.config, parsed.to_delta()) == target.config
+
+
+def test_delta_message_whose_base_is_not_older_is_refused() -> None:
+    target = _changed(5)
+    delta = diff(_snapshot(3).config, target.config)
+    message = DeltaMessage.from_delta(5, HASH, target, delta)
+    with pytest.raises(ProtocolError, match="base_version must be older"):
+        decode(message.serialize())
+
+
+def test_delta_message_with_a_malformed_payload_is_refused() -> None:
+    body = orjson.dumps({"lists": ["services"], "fields": {}, "upserts": {"acls": []}})
+    message = DeltaMessage("group-1", 1, HASH, 2, HASH, zlib.compress(body), len(body))
+    with pytest.raises(ProtocolError, match="must hold lists"):
+        message.to_delta()
+    body = orjson.dumps(
+        {"lists": ["services"], "fields": {}, "upserts": {"acls": []}, "deletes": {}}
+    )
+    message = DeltaMessage("group-1", 1, HASH, 2, HASH, zlib.compress(body), len(body))
+    with pytest.raises(ProtocolError, match="keyed by lists"):
+        message.to_delta()
+
+
+def test_resync_round_trips() -> None:
+    message = Resync(4, HASH, "delta from version 2 cannot apply to version 3")
+    assert decode(message.serialize()) == message

@@ -35,3 +35,19 @@ def test_ratios_pair_runs_taken_side_by_side() -> None:
 def test_no_ratio_without_nginx() -> None:
     samples = {PORTICO_AUTH: Samples([50.0], [], [], [], [])}
     assert proxy._median_ratio(samples, PORTICO_AUTH) is None
+
+
+def test_the_many_routes_config_puts_basic_auth_on_every_route() -> None:
+    config = proxy.many_routes_config(8080, 50)
+    route_ids = {route["id"] for route in config["routes"]}
+    assert len(route_ids) == 50
+    assert {route["paths"][0] for route in config["routes"]} >= {"/mock"}
+    guarded = {plugin["route"]["id"] for plugin in config["plugins"]}
+    assert guarded == route_ids
+    assert len(config["consumers"]) == len(config["basicauth_credentials"]) == 50
+
+
+def test_the_bench_credential_is_among_the_many() -> None:
+    config = proxy.many_routes_config(8080, 50)
+    usernames = {c["username"] for c in config["basicauth_credentials"]}
+    assert proxy.USERNAME in usernames

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import Any
 
-from tests.control_plane.conftest import assert_problem, create_group, entities
+import httpx
+import pytest
+
+from tests.control_plane.conftest import (
+    assert_problem,
+    create_group,
+    entities,
+    unique,
+)
 from tests.support.processes import ControlPlaneProcess
 
 
@@ -64,11 +72,89 @@ def test_wrong_method_is_405_problem(api: httpx.Client) -> None:
     assert_problem(api.put("/v2/runtime-groups"), 405)
 
 
-def test_openapi_lists_the_served_endpoints(cp: ControlPlaneProcess) -> None:
-    document = httpx.get(cp.admin_url + "/openapi.json").json()
-    paths = document["paths"]
-    assert "post" in paths["/v2/runtime-groups"]
-    assert "get" in paths["/v2/control-planes/{group_id}/group-status"]
-    assert "post" in paths["/v2/runtime-groups/{group_id}/composite-memberships/add"]
-    item = "/v2/runtime-groups/{group_id}/core-entities/{collection}/{key}"
-    assert set(paths[item]) == {"get", "put", "patch", "delete"}
+def test_lone_surrogate_escape_is_refused_not_500(api: httpx.Client) -> None:
+    response = api.post(
+        f"{entities(create_group(api))}/services",
+        content=b'{"name": "\\ud800", "url": "http://up"}',
+        headers={"content-type": "application/json"},
+    )
+    assert_problem(response, 400, "name")
+
+
+def test_deeply_nested_json_is_refused(api: httpx.Client) -> None:
+    body = '{"name": "deep", "url": "http://up", "tags": ' + "[" * 300 + "]" * 300 + "}"
+    response = api.post(
+        f"{entities(create_group(api))}/services",
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert_problem(response, 400)
+
+
+def test_deeply_nested_form_key_is_refused(api: httpx.Client) -> None:
+    response = api.post(
+        f"{entities(create_group(api))}/plugins",
+        content=("config" + ".a" * 5000 + "=1").encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert_problem(response, 400)
+
+
+def test_form_body_that_is_not_utf8_names_the_body(api: httpx.Client) -> None:
+    response = api.post(
+        f"{entities(create_group(api))}/services",
+        content=b"name=\xff",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert_problem(response, 400, "@body")
+
+
+def test_wrongly_typed_enum_values_are_400_not_500(api: httpx.Client) -> None:
+    for field in ("cluster_type", "auth_type"):
+        response = api.post(
+            "/v2/runtime-groups", json={"name": unique("typed"), field: {}}
+        )
+        assert_problem(response, 400, field)
+    for field in ("role", "kind"):
+        response = api.post("/v2/tokens", json={"name": "typed", field: []})
+        assert_problem(response, 400, field)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/v2/runtime-groups/{missing}", None, 404),
+        ("PATCH", "/v2/runtime-groups/{group}", {"colour": "red"}, 400),
+        ("POST", "/v2/runtime-groups", {"name": ""}, 400),
+        ("GET", "/v2/runtime-groups?page[size]=5000", None, 400),
+        ("POST", "/v2/runtime-groups/{group}/composite-memberships/add", {}, 400),
+        ("GET", "/v2/runtime-groups/{group}/composite-status", None, 400),
+        ("GET", "/v2/runtime-groups/{group}/core-entities/services/nope", None, 404),
+        ("POST", "/v2/runtime-groups/{group}/core-entities/routes", {}, 400),
+        ("POST", "/v2/runtime-groups/{group}/core-entities/plugins", {"x": 1}, 400),
+        ("DELETE", "/v2/runtime-groups/{group}/core-entities/consumers/no", None, 404),
+        ("GET", "/v2/runtime-groups/{group}/nodes/nope", None, 404),
+        ("DELETE", "/v2/tokens/nope", None, 404),
+        ("POST", "/v2/tokens", {"role": "king"}, 400),
+    ],
+)
+def test_every_refusal_is_problem_json(
+    api: httpx.Client, method: str, path: str, body: Any, status: int
+) -> None:
+    """Refusals from every resource family share the problem+json shape."""
+    group = create_group(api)
+    url = path.format(group=group["id"], missing="00000000-0000-4000-8000-0000000000ff")
+    problem = assert_problem(api.request(method, url, json=body), status)
+    assert problem["instance"].startswith("portico:trace:")
+    if status == 400:
+        assert problem["invalid_parameters"], problem
+        for parameter in problem["invalid_parameters"]:
+            assert set(parameter) == {"field", "rule", "reason"}
+
+
+def test_refusal_for_a_missing_token_says_how_to_authenticate(
+    cp: ControlPlaneProcess,
+) -> None:
+    response = httpx.post(cp.admin_url + "/v2/runtime-groups", json={"name": "x"})
+    assert assert_problem(response, 401)["detail"].startswith("missing bearer token")
+    assert response.headers["www-authenticate"] == "Bearer"

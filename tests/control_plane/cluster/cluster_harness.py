@@ -236,15 +236,17 @@ def cluster_settings(tmp_path: Path) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_cluster(
-    tmp_path: Path, store: MemoryStore, hub: SnapshotHub
+    tmp_path: Path, store: MemoryStore, hub: SnapshotHub, **options: Any
 ) -> AsyncIterator[Cluster]:
+    """Run a listener with short intervals; `options` override its arguments."""
+    arguments: dict[str, Any] = {
+        "status_interval": 0.05,
+        "recheck_interval": 0.1,
+        "cert_refresh_interval": 0.05,
+        **options,
+    }
     listener = ClusterListener(
-        store=store,
-        hub=hub,
-        settings=cluster_settings(tmp_path),
-        status_interval=0.05,
-        recheck_interval=0.1,
-        cert_refresh_interval=0.05,
+        store=store, hub=hub, settings=cluster_settings(tmp_path), **arguments
     )
     await listener.start()
     cluster = Cluster(listener, hub, store, tmp_path / "cp" / "cluster.crt", tmp_path)

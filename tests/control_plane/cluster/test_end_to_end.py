@@ -59,8 +59,10 @@ class Walkthrough:
         key.write_text(key_pem)
         return cert, key
 
-    def start_node(self, group: str, name: str) -> DataPlaneProcess:
-        cert, key = self.pin_new_pair(group, name)
+    def start_node(
+        self, group: str, name: str, *, pinned_to: str | None = None, **opts: str
+    ) -> DataPlaneProcess:
+        cert, key = self.pin_new_pair(pinned_to or group, name)
         return start_data_plane(
             self.tmp_path,
             control_plane=self.groups[group]["config"]["control_plane_endpoint"],
@@ -68,7 +70,30 @@ class Walkthrough:
             key=key,
             ca=self.cp.prefix / "cluster.crt",
             wait_ready=False,
+            **opts,
         )
+
+    def node_rows(self, group: str) -> list[dict[str, Any]]:
+        reply = self.api.get(f"/v2/runtime-groups/{self.groups[group]['id']}/nodes")
+        assert reply.status_code == 200, reply.text
+        items: list[dict[str, Any]] = reply.json()["items"]
+        return items
+
+    def serve_mock(self, node: DataPlaneProcess) -> None:
+        """Route /mock in SRG1 to the echo upstream; wait until the node serves it."""
+        srg1 = self.entities("SRG1")
+        reply = self.api.post(
+            srg1 + "/services", json={"name": "mock", "url": self.echo.url}
+        )
+        assert reply.status_code == 201, reply.text
+        reply = self.api.post(srg1 + "/services/mock/routes", json={"paths": ["/mock"]})
+        assert reply.status_code == 201, reply.text
+
+        def served() -> bool:
+            answer = _proxy_status(node, "/mock/request")
+            return answer is not None and answer.status_code == 200
+
+        eventually(served)
 
     def entities(self, group: str) -> str:
         return f"/v2/runtime-groups/{self.groups[group]['id']}/core-entities"
@@ -270,3 +295,106 @@ def test_a_composite_in_conflict_holds_its_nodes_on_the_last_good_config(
         # Resolving the conflict releases the newest merged config.
         assert api.delete(srg2 + "/services/mock").status_code == 204
         eventually(lambda: node.status()["config"]["version"] > good)
+
+
+def test_a_node_with_another_groups_certificate_learns_no_config(
+    walkthrough: Walkthrough,
+) -> None:
+    node = walkthrough.start_node("CRG", "intruder", pinned_to="SRG1")
+    with node:
+
+        def refused() -> str | None:
+            error = node.status()["control_plane"]["last_error"]
+            return error if error and "not pinned" in error else None
+
+        eventually(refused)
+        assert node.status()["config"]["version"] is None
+        assert not walkthrough.node_rows("CRG")
+        ready = httpx.get(node.status_url + "/status/ready", timeout=5)
+        assert ready.status_code == 503
+
+
+def test_a_config_the_node_cannot_compile_is_reported_and_the_old_one_serves(
+    walkthrough: Walkthrough,
+) -> None:
+    node = walkthrough.start_node("CRG", "crg-node")
+    with node:
+        walkthrough.serve_mock(node)
+        good = node.status()["config"]
+
+        # Kong accepts any `~*` header value; Python's re cannot compile this.
+        reply = walkthrough.api.post(
+            walkthrough.entities("SRG1") + "/services/mock/routes",
+            json={"paths": ["/v"], "headers": {"x-version": ["~*(unclosed"]}},
+        )
+        assert reply.status_code == 201, reply.text
+
+        def failed() -> dict[str, Any] | None:
+            for row in walkthrough.node_rows("CRG"):
+                if row["sync_state"] == "apply_failed":
+                    return row
+            return None
+
+        row = eventually(failed)
+        assert row["error"].startswith(f"version {good['version'] + 1}: compile: ")
+        assert "x-version" in row["error"]
+        assert row["config_version"] == good["version"]
+        assert node.status()["config"] == good
+        answer = _proxy_status(node, "/mock/request")
+        assert answer is not None and answer.status_code == 200
+
+
+def test_a_config_with_a_plugin_the_node_lacks_marks_it_incompatible(
+    walkthrough: Walkthrough,
+) -> None:
+    node = walkthrough.start_node("CRG", "crg-node")
+    with node:
+        walkthrough.serve_mock(node)
+        good = node.status()["config"]["version"]
+        reply = walkthrough.api.post(
+            walkthrough.entities("SRG2") + "/plugins", json={"name": "cors"}
+        )
+        assert reply.status_code == 201, reply.text
+
+        def incompatible() -> dict[str, Any] | None:
+            for row in walkthrough.node_rows("CRG"):
+                if row["sync_state"] == "incompatible":
+                    return row
+            return None
+
+        row = eventually(incompatible)
+        status = row["compatibility_status"]
+        assert status["state"] == "COMPATIBILITY_STATE_INCOMPATIBLE"
+        assert [i["code"] for i in status["issues"]] == ["plugin_set_incompatible"]
+        assert node.status()["config"]["version"] == good
+
+
+def test_the_nodes_api_shows_the_request_counters_a_node_reports(
+    walkthrough: Walkthrough,
+) -> None:
+    node = walkthrough.start_node(
+        "CRG",
+        "crg-node",
+        cluster_telemetry_endpoint=walkthrough.groups["CRG"]["config"][
+            "telemetry_endpoint"
+        ],
+        cluster_telemetry_interval="0.2",
+    )
+    with node:
+        walkthrough.serve_mock(node)
+        for _ in range(3):
+            answer = _proxy_status(node, "/nowhere")
+            assert answer is not None and answer.status_code == 404
+
+        def counted() -> dict[str, Any] | None:
+            for row in walkthrough.node_rows("CRG"):
+                telemetry = row.get("telemetry")
+                if telemetry and telemetry["counters"]["responses_4xx"] >= 3:
+                    return dict(telemetry)
+            return None
+
+        telemetry = eventually(counted)
+        counters = telemetry["counters"]
+        assert counters["responses_2xx"] >= 1
+        assert counters["requests"] >= counters["responses_2xx"] + 3
+        assert node.status()["counters"]["responses_4xx"] >= 3

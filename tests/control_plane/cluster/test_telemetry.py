@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from cluster_harness import ClientPair, Cluster, deadline
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from control_plane.cluster import telemetry as telemetry_module
 from shared.messages import Telemetry
 
 
@@ -42,3 +44,19 @@ async def test_telemetry_from_a_certificate_pinned_elsewhere_is_refused(
             except ConnectionClosed as closed:
                 assert closed.rcvd is not None and closed.rcvd.code == 1008
     assert "intruder" not in telemetry.reports("g1")
+
+
+async def test_only_the_most_recently_reporting_nodes_are_kept(
+    cluster: Cluster, pairs: dict[str, ClientPair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telemetry_module, "MAX_NODES_PER_GROUP", 2)
+    telemetry = cluster.listener.telemetry
+    assert telemetry is not None
+    uri = cluster.url("g1", "tp").replace("https", "wss") + "/v1/telemetry"
+    async with connect(uri, ssl=pairs["g1"].context(cluster.ca), proxy=None) as conn:
+        for name in ("node-a", "node-b", "node-a", "node-c"):
+            await conn.send(Telemetry(name, {"requests": 1}, 1.0).serialize())
+        async with asyncio.timeout(deadline(5)):
+            while telemetry.report("g1", "node-c") is None:
+                await asyncio.sleep(0.01)
+    assert set(telemetry.reports("g1")) == {"node-a", "node-c"}

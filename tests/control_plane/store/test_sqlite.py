@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from control_plane import editor
@@ -17,6 +20,7 @@ from control_plane.group_state import GroupState
 from control_plane.problems import Problem
 from control_plane.store.base import Commit, EditResult, Plan
 from control_plane.store.sqlite import SqliteStore
+from control_plane.store.sqlite_worker import MIGRATIONS
 from shared.schema import validate_entity
 from tests.conftest import deadline
 
@@ -213,3 +217,87 @@ async def test_concurrent_member_writes_bump_the_composite_once_each(
     assert after.version == before.version + 10
     services = [s["name"] for s in after.config["services"]]
     assert len(services) == 10
+
+
+async def test_migrations_run_once_and_record_the_schema_version(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite"
+    for _ in range(2):
+        store = SqliteStore(path)
+        await store.open()
+        await store.close()
+    rows = sqlite3.connect(path).execute("SELECT version FROM schema_version")
+    assert [v for (v,) in rows] == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_a_failed_commit_leaves_entities_versions_and_snapshots(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite"
+    store = SqliteStore(path)
+    await store.open()
+    member = await store.create_group(group_row("member"))
+    composite = await store.create_group(group_row("c", "composite"))
+    await store.change_members(composite["id"], "add", [member["id"]])
+    await add_service(store, member["id"], "kept")
+    before = [await store.expected_snapshot(g["id"]) for g in (member, composite)]
+    # A real database failure in the middle of the transaction: the version
+    # bump of the composite is refused after the entity row was written.
+    with sqlite3.connect(path) as other:
+        other.execute(
+            "CREATE TRIGGER refuse_bump BEFORE UPDATE OF config_version ON groups"
+            f" WHEN NEW.id = '{composite['id']}'"
+            " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+    with pytest.raises(sqlite3.IntegrityError):
+        await add_service(store, member["id"], "lost")
+    after = [await store.expected_snapshot(g["id"]) for g in (member, composite)]
+    state = await store.state(member["id"])
+    await store.close()
+
+    assert after == before
+    assert [s["name"] for s in state.tables["services"].values()] == ["kept"]
+    names = [
+        orjson.loads(body)["name"]
+        for (body,) in sqlite3.connect(path).execute("SELECT body FROM entities")
+    ]
+    assert names == ["kept"]
+
+
+def test_sql_lives_only_behind_the_store_interface() -> None:
+    """No module outside control_plane/store speaks SQL or opens a database."""
+    root = Path(__file__).resolve().parents[3] / "control_plane"
+    sql = re.compile(
+        r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b"
+        r"|import sqlite3|sqlite_utils|\.execute\(",
+        re.IGNORECASE,
+    )
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "store" not in path.relative_to(root).parts[:1]
+        and sql.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+async def test_a_composite_never_exceeds_256_members_under_concurrent_adds(
+    store: SqliteStore,
+) -> None:
+    composite = await store.create_group(group_row("big", "composite"))
+    groups = [await store.create_group(group_row(f"m{i}")) for i in range(260)]
+    ids = [g["id"] for g in groups]
+    for start in range(0, 250, 50):
+        await store.change_members(composite["id"], "add", ids[start : start + 50])
+    results = await asyncio.gather(
+        *(
+            store.change_members(composite["id"], "add", ids[s : s + 5])
+            for s in (250, 255)
+        ),
+        *(store.change_members(composite["id"], "add", [i]) for i in ids[250:256]),
+        return_exceptions=True,
+    )
+    assert len(await store.members_of(composite["id"])) == 256
+    refused = [r for r in results if isinstance(r, Problem)]
+    assert refused and all(r.status == 400 for r in refused)

@@ -1,0 +1,94 @@
+"""What a compile builds, and what it takes over from the config being served."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from data_plane.runtime.compiled import CompiledConfig, compile_snapshot
+from shared.snapshot import make_snapshot
+
+SERVICE = "0b7d4c5e-0000-4000-8000-000000000001"
+OTHER = "0b7d4c5e-0000-4000-8000-000000000002"
+
+
+def _config() -> dict[str, Any]:
+    service = {"id": SERVICE, "host": "a.internal", "port": 80, "protocol": "http"}
+    other = {"id": OTHER, "host": "b.internal", "port": 80, "protocol": "http"}
+    routes = [
+        {"id": "r-a", "paths": ["/a"], "service": {"id": SERVICE}},
+        {"id": "r-b", "paths": ["/b"], "service": {"id": SERVICE}},
+        {"id": "r-c", "paths": ["/c"], "service": {"id": OTHER}},
+    ]
+    return {
+        "services": [service, other],
+        "routes": routes,
+        "consumers": [{"id": "c-1", "username": "alice"}],
+        "plugins": [
+            {"id": "p-1", "name": "basic-auth", "route": {"id": "r-b"}, "config": {}}
+        ],
+        "basicauth_credentials": [],
+    }
+
+
+def _compile(
+    config: dict[str, Any], previous: CompiledConfig | None = None
+) -> CompiledConfig:
+    version = 1 if previous is None else previous.snapshot.version + 1
+    return compile_snapshot(make_snapshot("group", version, config), previous)
+
+
+def _target(compiled: CompiledConfig, path: str) -> Any:
+    found = compiled.router.match("GET", "", path, {})
+    assert found is not None, path
+    return found.target
+
+
+def test_only_routes_with_scoped_plugins_have_a_chain_of_their_own() -> None:
+    compiled = _compile(_config())
+    assert set(compiled.chains) == {"r-b"}
+    assert [p.name for p in compiled.chain(_target(compiled, "/b"))] == ["basic-auth"]
+    assert compiled.chain(_target(compiled, "/a")) == ()
+
+
+def test_a_global_plugin_is_the_default_chain() -> None:
+    config = _config()
+    config["plugins"] = [{"id": "p-2", "name": "basic-auth", "config": {}}]
+    compiled = _compile(config)
+    assert not compiled.chains
+    assert [p.name for p in compiled.chain(_target(compiled, "/c"))] == ["basic-auth"]
+
+
+def test_unchanged_routes_and_services_are_taken_over() -> None:
+    first = _compile(_config())
+    changed = copy.deepcopy(_config())
+    changed["routes"][0]["paths"] = ["/a2"]
+    second = _compile(changed, first)
+
+    assert _target(second, "/b") is _target(first, "/b")
+    assert _target(second, "/c") is _target(first, "/c")
+    assert _target(second, "/a2") is not _target(first, "/a")
+    assert second.router.match("GET", "", "/a", {}) is None
+
+
+def test_a_changed_service_gives_its_routes_new_targets() -> None:
+    first = _compile(_config())
+    changed = copy.deepcopy(_config())
+    changed["services"][0]["port"] = 8080
+    second = _compile(changed, first)
+
+    moved = _target(second, "/a")
+    assert moved.upstream.host_header == "a.internal:8080"
+    assert _target(second, "/c") is _target(first, "/c")
+
+
+def test_plugins_are_built_again_with_the_new_consumers() -> None:
+    first = _compile(_config())
+    changed = copy.deepcopy(_config())
+    changed["consumers"].append({"id": "c-2", "username": "bob"})
+    second = _compile(changed, first)
+
+    (old_plugin,) = first.chains["r-b"]
+    (new_plugin,) = second.chains["r-b"]
+    assert new_plugin is not old_plugin
+    assert _target(second, "/b") is _target(first, "/b")
