@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
 
 import orjson
@@ -431,8 +431,46 @@ _DELTA_FIELDS = {
 }
 
 
+class _HeaderOnly:
+    """Serialize, parse and check a message that is a header and nothing else.
+
+    Subclasses are frozen dataclasses whose fields are the header's fields,
+    in order, and define `TYPE` and `check()`.
+    """
+
+    TYPE: ClassVar[str]
+
+    def check(self) -> None:
+        raise NotImplementedError
+
+    def serialize(self) -> bytes:
+        """Return the frame that carries this message."""
+        header: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": self.TYPE}
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            header[name] = dict(value) if isinstance(value, Mapping) else value
+        return orjson.dumps(header)
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode and check a frame of this type."""
+        return cls._from_header(_expect(_load_header(data), cls.TYPE))
+
+    @classmethod
+    def _from_header(cls, header: Mapping[str, Any]) -> Self:
+        names = _field_names(cls)
+        _fields(cls.TYPE, header, set(names))
+        message = cls(*(header[name] for name in names))
+        message.check()
+        return message
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 @dataclass(frozen=True)
-class Applied:
+class Applied(_HeaderOnly):
     """Report that a config version now serves traffic on a node."""
 
     TYPE: ClassVar[str] = "applied"
@@ -448,33 +486,9 @@ class Applied:
         if not isinstance(self.applied_at, int | float) or self.applied_at < 0:
             raise _fail(self.TYPE, "applied_at must be epoch seconds")
 
-    def serialize(self) -> bytes:
-        """Return the frame that carries this message."""
-        return orjson.dumps(
-            {
-                "v": PROTOCOL_VERSION,
-                "type": self.TYPE,
-                "version": self.version,
-                "hash": self.hash,
-                "applied_at": self.applied_at,
-            }
-        )
-
-    @classmethod
-    def parse(cls, data: bytes) -> Self:
-        """Decode and check an applied frame."""
-        return cls._from_header(_expect(_load_header(data), cls.TYPE))
-
-    @classmethod
-    def _from_header(cls, header: Mapping[str, Any]) -> Self:
-        _fields(cls.TYPE, header, {"version", "hash", "applied_at"})
-        message = cls(header["version"], header["hash"], header["applied_at"])
-        message.check()
-        return message
-
 
 @dataclass(frozen=True)
-class ApplyError:
+class ApplyError(_HeaderOnly):
     """Report that a node could not apply a config version, and why."""
 
     TYPE: ClassVar[str] = "error"
@@ -491,36 +505,9 @@ class ApplyError:
         _check_text(self.TYPE, "what", self.what, 128)
         _check_text(self.TYPE, "reason", self.reason, _MAX_TEXT)
 
-    def serialize(self) -> bytes:
-        """Return the frame that carries this message."""
-        return orjson.dumps(
-            {
-                "v": PROTOCOL_VERSION,
-                "type": self.TYPE,
-                "version": self.version,
-                "hash": self.hash,
-                "what": self.what,
-                "reason": self.reason,
-            }
-        )
-
-    @classmethod
-    def parse(cls, data: bytes) -> Self:
-        """Decode and check an error frame."""
-        return cls._from_header(_expect(_load_header(data), cls.TYPE))
-
-    @classmethod
-    def _from_header(cls, header: Mapping[str, Any]) -> Self:
-        _fields(cls.TYPE, header, {"version", "hash", "what", "reason"})
-        message = cls(
-            header["version"], header["hash"], header["what"], header["reason"]
-        )
-        message.check()
-        return message
-
 
 @dataclass(frozen=True)
-class Resync:
+class Resync(_HeaderOnly):
     """Ask for the full config: the delta to `version` did not apply, and why."""
 
     TYPE: ClassVar[str] = "resync"
@@ -535,33 +522,9 @@ class Resync:
         _check_hash(self.TYPE, "hash", self.hash)
         _check_text(self.TYPE, "reason", self.reason, _MAX_TEXT)
 
-    def serialize(self) -> bytes:
-        """Return the frame that carries this message."""
-        return orjson.dumps(
-            {
-                "v": PROTOCOL_VERSION,
-                "type": self.TYPE,
-                "version": self.version,
-                "hash": self.hash,
-                "reason": self.reason,
-            }
-        )
-
-    @classmethod
-    def parse(cls, data: bytes) -> Self:
-        """Decode and check a resync frame."""
-        return cls._from_header(_expect(_load_header(data), cls.TYPE))
-
-    @classmethod
-    def _from_header(cls, header: Mapping[str, Any]) -> Self:
-        _fields(cls.TYPE, header, {"version", "hash", "reason"})
-        message = cls(header["version"], header["hash"], header["reason"])
-        message.check()
-        return message
-
 
 @dataclass(frozen=True)
-class Telemetry:
+class Telemetry(_HeaderOnly):
     """Report a node's request counters since it started."""
 
     TYPE: ClassVar[str] = "telemetry"
@@ -580,32 +543,6 @@ class Telemetry:
             _check_version(self.TYPE, f"counter {name}", value)
         if not isinstance(self.sent_at, int | float) or self.sent_at < 0:
             raise _fail(self.TYPE, "sent_at must be epoch seconds")
-
-    def serialize(self) -> bytes:
-        """Return the frame that carries this message."""
-        return orjson.dumps(
-            {
-                "v": PROTOCOL_VERSION,
-                "type": self.TYPE,
-                "node_id": self.node_id,
-                "counters": dict(self.counters),
-                "sent_at": self.sent_at,
-            }
-        )
-
-    @classmethod
-    def parse(cls, data: bytes) -> Self:
-        """Decode and check a telemetry frame."""
-        return cls._from_header(_expect(_load_header(data), cls.TYPE))
-
-    @classmethod
-    def _from_header(cls, header: Mapping[str, Any]) -> Self:
-        _fields(cls.TYPE, header, {"node_id", "counters", "sent_at"})
-        if not isinstance(header["counters"], dict):
-            raise _fail(cls.TYPE, "counters must be an object")
-        message = cls(header["node_id"], header["counters"], header["sent_at"])
-        message.check()
-        return message
 
 
 Message = (

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 from tests.conftest import deadline
 
@@ -33,32 +33,12 @@ def free_port() -> int:
         return port
 
 
-class ControlPlaneProcess:
-    """A running control plane process and how to reach it."""
+class Process:
+    """A process started by a test, with its log file."""
 
-    def __init__(
-        self,
-        process: subprocess.Popen[bytes],
-        *,
-        admin_url: str,
-        token: str,
-        cluster_url: str,
-        telemetry_url: str,
-        prefix: Path,
-        log: Path,
-    ) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
         self.process = process
-        self.admin_url = admin_url
-        self.token = token
-        self.cluster_url = cluster_url
-        self.telemetry_url = telemetry_url
-        self.prefix = prefix
         self.log = log
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Return the Authorization header of the organisation admin token."""
-        return {"Authorization": f"Bearer {self.token}"}
 
     def output(self) -> str:
         """Return what the process wrote to stdout and stderr so far."""
@@ -75,7 +55,7 @@ class ControlPlaneProcess:
                 self.process.wait()
         return self.process.returncode
 
-    def __enter__(self) -> ControlPlaneProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -85,6 +65,33 @@ class ControlPlaneProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ControlPlaneProcess(Process):
+    """A running control plane process and how to reach it."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        *,
+        admin_url: str,
+        token: str,
+        cluster_url: str,
+        telemetry_url: str,
+        prefix: Path,
+        log: Path,
+    ) -> None:
+        super().__init__(process, log)
+        self.admin_url = admin_url
+        self.token = token
+        self.cluster_url = cluster_url
+        self.telemetry_url = telemetry_url
+        self.prefix = prefix
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return the Authorization header of the organisation admin token."""
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 def spawn_control_plane(
