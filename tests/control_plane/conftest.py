@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.processes import ControlPlaneProcess, start_control_plane
-
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,8 @@ from starlette.applications import Starlette
 from support.processes import ControlPlaneProcess, start_control_plane
 
 from control_plane.ui import CONTENT_TYPES, STATIC, ui_routes
-from tests.conftest import deadline
+from tests.conftest import SPECS, deadline
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
 JS = STATIC / "js"
 
 # An endpoint of the UI's table: `name: ["METHOD", "/path/{param}"],`, possibly

@@ -13,9 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import deadline
+from tests.conftest import SPECS, deadline
 from tests.control_plane.conftest import (
-    SPECS,
     assert_problem,
     create_composite,
     create_group,
