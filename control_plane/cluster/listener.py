@@ -234,6 +234,8 @@ class ClusterListener:
         started = time.monotonic()
         await self.certificates.refresh()
         self._close_unpinned(started)
+        if self.telemetry is not None:
+            await self.telemetry.close_unpinned(started)
 
     async def _refresh_certificates(self) -> None:
         while True:

@@ -59,6 +59,8 @@ class TelemetryListener:
         self._ping_timeout = ping_timeout
         self._reports: dict[str, dict[str, Report]] = {}
         self._server: Server | None = None
+        # Open connections: runtime group, certificate fingerprint, admission.
+        self._peers: dict[ServerConnection, tuple[str, str | None, float]] = {}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -98,6 +100,27 @@ class TelemetryListener:
         )
         logger.info("telemetry listener up on %s:%d", *self.address)
 
+    async def close_unpinned(self, since: float) -> None:
+        """Close connections whose certificate is no longer pinned to their group.
+
+        Connections admitted at or after `since` (when the pins were read)
+        may use a newer pin and are left alone.
+        """
+        for connection, (group_id, digest, admitted) in list(self._peers.items()):
+            if admitted >= since or self._certificates.pinned_to(group_id, digest):
+                continue
+            logger.warning(
+                "closing telemetry peer %s: its certificate is no longer pinned "
+                "to runtime group %s",
+                connection.remote_address,
+                group_id,
+            )
+            self._peers.pop(connection, None)
+            await connection.close(
+                CloseCode.POLICY_VIOLATION,
+                "client certificate is no longer pinned to this runtime group",
+            )
+
     async def close(self) -> None:
         """Stop accepting and close every connection."""
         if self._server is not None:
@@ -126,6 +149,7 @@ class TelemetryListener:
             )
             return
 
+        self._peers[connection] = (group_id, digest, time.monotonic())
         try:
             async for frame in connection:
                 message = decode(frame, max_size=MAX_REPORT_SIZE)
@@ -145,6 +169,8 @@ class TelemetryListener:
             await connection.close(CloseCode.PROTOCOL_ERROR, str(exc)[:120])
         except ConnectionClosed:
             pass
+        finally:
+            self._peers.pop(connection, None)
 
 
 def _check_path(connection: ServerConnection, request: Request) -> Response | None:

@@ -60,3 +60,23 @@ async def test_only_the_most_recently_reporting_nodes_are_kept(
             while telemetry.report("g1", "node-c") is None:
                 await asyncio.sleep(0.01)
     assert set(telemetry.reports("g1")) == {"node-a", "node-c"}
+
+
+async def test_a_telemetry_connection_whose_certificate_is_unpinned_is_closed(
+    cluster: Cluster, pairs: dict[str, ClientPair]
+) -> None:
+    telemetry = cluster.listener.telemetry
+    assert telemetry is not None
+    uri = cluster.url("g1", "tp").replace("https", "wss") + "/v1/telemetry"
+    async with connect(uri, ssl=pairs["g1"].context(cluster.ca), proxy=None) as conn:
+        await conn.send(Telemetry("node-r", {"requests": 1}, 1.0).serialize())
+        async with asyncio.timeout(deadline(5)):
+            while telemetry.report("g1", "node-r") is None:
+                await asyncio.sleep(0.01)
+        cluster.store.certificates["g1"] = []
+        await cluster.listener.refresh_certificates()
+        async with asyncio.timeout(deadline(5)):
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "no longer pinned" in closed.value.rcvd.reason
