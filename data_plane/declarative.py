@@ -25,7 +25,7 @@ import yaml
 from shared.credentials import is_password_hash
 from shared.errors import InvalidParameter, ValidationError
 from shared.schema import ENTITIES, Resolver, validate_entity
-from shared.snapshot import ENTITY_KEYS, Snapshot, build_config, make_snapshot
+from shared.snapshot import ENTITY_KEYS, Snapshot, build_config, config_hash
 
 GROUP_ID = "declarative"
 
@@ -147,11 +147,12 @@ class DeclarativeLoader:
                 for position, raw in enumerate(flat[key])
             ]
         config = build_config(entities)
-        snapshot = make_snapshot(GROUP_ID, self._version + 1, config)
-        if snapshot.hash != self._last_hash:
+        digest = config_hash(config)
+        if digest != self._last_hash:
+            # Only a change makes a new version: an unchanged file reloads as is.
             self._version += 1
-            self._last_hash = snapshot.hash
-        return make_snapshot(GROUP_ID, self._version, config)
+            self._last_hash = digest
+        return Snapshot(GROUP_ID, self._version, digest, config)
 
     def _validate(
         self,
