@@ -5,6 +5,10 @@ declarative file (reloaded on SIGHUP). Every config from the control plane is
 also kept in ``<prefix>/config.cache`` (:mod:`data_plane.cache`); a node that
 starts serves that file until its control plane sends something newer.
 
+The proxy runs in the node's own process, or with ``--workers N`` in N
+worker processes that share its port (:mod:`data_plane.workers`); either
+way the node has one config source, one status API and one state.
+
 SIGTERM and SIGINT stop the node: it stops accepting, lets in-flight requests
 finish (bounded), and closes.
 """
@@ -20,13 +24,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from data_plane import __version__
 from data_plane.agent import SyncAgent, client_ssl_context, group_of_endpoint
 from data_plane.cache import ConfigCache
 from data_plane.declarative import DeclarativeLoader
 from data_plane.proxy.server import ProxyServer
 from data_plane.runtime.switch import Switch, aside
 from data_plane.settings import Address, Settings
-from data_plane.status import StatusServer
+from data_plane.status import StatusServer, served_config
+from data_plane.workers import WorkerError, WorkerPool
 from shared.errors import PorticoError
 from shared.snapshot import Snapshot
 
@@ -60,13 +66,88 @@ def _check_readable(option: str, path: Path | None) -> None:
         raise StartupError(f"{option} {path}: file not found or not readable")
 
 
+class InProcess:
+    """Serve the proxy from the node's own process (``--workers 1``)."""
+
+    def __init__(self) -> None:
+        self.switch = Switch()
+        self._proxy: ProxyServer | None = None
+
+    @property
+    def proxy(self) -> ProxyServer:
+        assert self._proxy is not None, "prepare() first"
+        return self._proxy
+
+    async def prepare(self) -> None:
+        """Make the proxy server; it accepts nothing before `start`."""
+        self._proxy = ProxyServer(self.switch)
+
+    async def start(self, host: str, port: int) -> None:
+        """Accept proxy clients on host:port; OSError if it cannot be used."""
+        await self.proxy.start(host, port)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting and let in-flight requests finish within `timeout`."""
+        if self._proxy is not None:
+            await self._proxy.drain(timeout)
+
+    def snapshot(self) -> Snapshot | None:
+        """Return the config being served."""
+        return self.switch.snapshot()
+
+    async def apply(self, snapshot: Snapshot) -> None:
+        """Serve `snapshot`; PorticoError if it cannot be compiled."""
+        await self.switch.apply(snapshot)
+
+    def ready(self) -> bool:
+        """Tell whether a config is being served."""
+        return self.switch.current is not None
+
+    def config(self) -> dict[str, Any]:
+        """Return the status API's view of the config being served."""
+        return served_config(self.switch.current)
+
+    def counters(self) -> dict[str, int]:
+        """Return the request counters since the node started."""
+        return self.proxy.counters() if self._proxy is not None else {}
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """Describe the one process serving, as the status API lists workers."""
+        current = self.switch.current
+        config = served_config(current)
+        config["swapped_at"] = current.applied_at if current is not None else None
+        return [
+            {
+                "index": 0,
+                "pid": os.getpid(),
+                "state": "serving" if self._proxy is not None else "starting",
+                "restarts": 0,
+                "config": config,
+                "counters": self.counters(),
+            }
+        ]
+
+
 class Node:
     """One data plane node process, from startup to drained shutdown."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.node_id = ""
-        self.switch = Switch()
+        self.proxies: InProcess | WorkerPool
+        if settings.workers > 1:
+            telemetry = settings.cluster_telemetry_endpoint is not None
+            self.proxies = WorkerPool(
+                settings.workers,
+                drain_timeout=DRAIN_TIMEOUT,
+                log_level=settings.log_level,
+                # Telemetry reads the workers' counters as last reported.
+                counters_interval=settings.cluster_telemetry_interval / 2
+                if telemetry
+                else None,
+            )
+        else:
+            self.proxies = InProcess()
         self._agent: SyncAgent | None = None
         self._loader: DeclarativeLoader | None = None
         self._cache: ConfigCache | None = None
@@ -74,6 +155,7 @@ class Node:
         # (the last one applied, read back at start) or "control_plane".
         self.config_source: str | None = None
         self._stop = asyncio.Event()
+        self._reloads: set[asyncio.Task[None]] = set()
 
     def control_plane_status(self) -> dict[str, Any]:
         """Return what the status API says about the control plane link."""
@@ -82,6 +164,20 @@ class Node:
         return {
             "connected": bool(self._agent.connected),
             "last_error": self._agent.last_error,
+        }
+
+    async def status(self) -> dict[str, Any]:
+        """Return the body of `GET /status`."""
+        workers = await self.proxies.workers()
+        config = self.proxies.config()
+        config["source"] = self.config_source if config["version"] is not None else None
+        return {
+            "config": config,
+            "control_plane": self.control_plane_status(),
+            "counters": self.proxies.counters(),
+            "node_id": self.node_id,
+            "version": __version__,
+            "workers": workers,
         }
 
     def stop(self) -> None:
@@ -93,12 +189,53 @@ class Node:
         settings = self.settings
         self._check_settings()
         self.node_id = load_node_id(settings.prefix)
+        status = StatusServer(self.status, self.proxies.ready)
+        try:
+            await self.proxies.prepare()
+            await self._load_config()
+            await _listen("--proxy-listen", settings.proxy_listen, self.proxies.start)
+            await _listen("--status-listen", settings.status_listen, status.start)
+        except BaseException:
+            await self.proxies.drain(0)
+            raise
+        logger.info(
+            "data plane node %s: proxy on %s (%s), status on %s",
+            self.node_id,
+            settings.proxy_listen,
+            f"{settings.workers} workers" if settings.workers > 1 else "1 process",
+            settings.status_listen,
+        )
 
-        # Load the declarative config first: a bad file must stop the start.
+        agent_task = self._start_agent()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+        try:
+            await self._stop.wait()
+        finally:
+            logger.info("data plane node %s: shutting down", self.node_id)
+            # Nothing changes the config while the proxies drain.
+            tasks = [*self._reloads, *([agent_task] if agent_task else [])]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await status.close()
+            await self.proxies.drain(DRAIN_TIMEOUT)
+            if self._cache is not None:
+                await self._cache.flush()
+            logger.info("data plane node %s: stopped", self.node_id)
+
+    async def _load_config(self) -> None:
+        """Serve the declarative file, or the cached config, before listening."""
+        settings = self.settings
+        # A bad declarative file must stop the start.
         if settings.declarative_config is not None:
             self._loader = DeclarativeLoader(settings.declarative_config)
             try:
-                await self.switch.apply(self._loader.load())
+                await self.proxies.apply(self._loader.load())
+            except WorkerError:
+                raise
             except PorticoError as exc:
                 raise StartupError(f"--declarative-config: {exc}") from exc
             self.config_source = "declarative"
@@ -108,46 +245,6 @@ class Node:
             group_id = group_of_endpoint(settings.cluster_control_plane)
             self._cache = ConfigCache(settings.prefix, group_id)
             await self._serve_cached(self._cache)
-
-        proxy = ProxyServer(self.switch)
-        status = StatusServer(
-            self.switch,
-            self.node_id,
-            self.control_plane_status,
-            source=lambda: self.config_source,
-            counters=proxy.counters,
-        )
-        await _listen("--proxy-listen", settings.proxy_listen, proxy.start)
-        try:
-            await _listen("--status-listen", settings.status_listen, status.start)
-        except StartupError:
-            await proxy.drain(0)
-            raise
-        logger.info(
-            "data plane node %s: proxy on %s, status on %s",
-            self.node_id,
-            settings.proxy_listen,
-            settings.status_listen,
-        )
-
-        agent_task = self._start_agent(proxy)
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.stop)
-        loop.add_signal_handler(signal.SIGINT, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
-        try:
-            await self._stop.wait()
-        finally:
-            logger.info("data plane node %s: shutting down", self.node_id)
-            if agent_task is not None:
-                agent_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await agent_task
-            await status.close()
-            await proxy.drain(DRAIN_TIMEOUT)
-            if self._cache is not None:
-                await self._cache.flush()
-            logger.info("data plane node %s: stopped", self.node_id)
 
     def _check_settings(self) -> None:
         settings = self.settings
@@ -176,27 +273,29 @@ class Node:
         if snapshot is None:
             return
         try:
-            await self.switch.apply(snapshot)
+            await self.proxies.apply(snapshot)
+        except WorkerError:
+            raise
         except PorticoError as exc:
             logger.warning("refusing cached config %s: %s", cache.path, exc)
             return
         self.config_source = "cache"
 
     async def _apply_from_control_plane(self, snapshot: Snapshot) -> None:
-        await self.switch.apply(snapshot)
+        await self.proxies.apply(snapshot)
         self.config_source = "control_plane"
         if self._cache is not None:
             self._cache.keep(snapshot)
 
-    def _start_agent(self, proxy: ProxyServer) -> asyncio.Task[None] | None:
+    def _start_agent(self) -> asyncio.Task[None] | None:
         if not self.settings.cluster_control_plane:
             return None
         self._agent = SyncAgent(
             settings=self.settings,
             node_id=self.node_id,
             apply=self._apply_from_control_plane,
-            current=self.switch.snapshot,
-            counters=proxy.counters,
+            current=self.proxies.snapshot,
+            counters=self.proxies.counters,
             ping_interval=self.settings.cluster_ping_interval,
             ping_timeout=self.settings.cluster_ping_interval,
             max_frame_size=self.settings.cluster_max_payload,
@@ -207,7 +306,9 @@ class Node:
         if self._loader is None:
             logger.info("data plane node %s: SIGHUP ignored, no file", self.node_id)
             return
-        asyncio.get_running_loop().create_task(self.reload())
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def reload(self) -> None:
         """Reload the declarative file; keep serving the old config if bad."""
@@ -215,7 +316,7 @@ class Node:
         try:
             # Reading and checking a large file takes a while: off the loop.
             snapshot = await aside(self._loader.load)
-            await self.switch.apply(snapshot)
+            await self.proxies.apply(snapshot)
         except PorticoError as exc:
             logger.warning(
                 "data plane node %s: declarative config rejected: %s",

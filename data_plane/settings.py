@@ -16,6 +16,7 @@ from shared.errors import ValidationError
 from shared.messages import MAX_FRAME_SIZE
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Settings:
     declarative_config: Path | None = None
     log_level: str = "info"
     node_labels: Mapping[str, str] = field(default_factory=dict)
+    workers: int = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         default="127.0.0.1:8100",
         help="address of the status API (default %(default)s)",
+    )
+    add(
+        "--workers",
+        metavar="N",
+        default="1",
+        help="proxy worker processes sharing the proxy port (SO_REUSEPORT), "
+        "or 'auto' for one per CPU; the node keeps one control plane "
+        "connection and one status API for all of them and restarts a "
+        "worker that dies; 1 serves from the node's own process "
+        "(default %(default)s)",
     )
     add(
         "--prefix",
@@ -191,6 +203,16 @@ def _bytes(option: str, text: str) -> int:
     return int(text)
 
 
+def _workers(text: str) -> int:
+    if text == "auto":
+        return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise ValidationError(
+            f"--workers must be 1 to {MAX_WORKERS} or auto, got {text!r}"
+        )
+    return int(text)
+
+
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
@@ -227,4 +249,5 @@ def parse_settings(
         declarative_config=_path(args.declarative_config),
         log_level=args.log_level,
         node_labels=parse_labels(args.node_labels),
+        workers=_workers(args.workers),
     )

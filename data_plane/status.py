@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from data_plane import __version__
-from data_plane.runtime.switch import Switch
+from data_plane.runtime.compiled import CompiledConfig
 
 logger = logging.getLogger(__name__)
 
@@ -22,23 +21,36 @@ _HEAD_LIMIT = 8 * 1024
 _READ_TIMEOUT = 10.0
 
 
+def served_config(current: CompiledConfig | None) -> dict[str, Any]:
+    """Return what the status API says about one compiled config (or none)."""
+    if current is None:
+        return {
+            "version": None,
+            "hash": None,
+            "group_id": None,
+            "applied_at": None,
+            "compile_ms": None,
+        }
+    return {
+        "version": current.snapshot.version,
+        "hash": current.snapshot.hash,
+        "group_id": current.snapshot.group_id,
+        "applied_at": int(current.applied_at),
+        # From the start of its compile to its swap, waits included.
+        "compile_ms": round(current.compile_seconds * 1000, 1),
+    }
+
+
 class StatusServer:
-    """Report the config being served and the link to the control plane."""
+    """Answer the status API with the body the node puts together."""
 
     def __init__(
         self,
-        switch: Switch,
-        node_id: str,
-        control_plane: Callable[[], dict[str, Any]],
-        *,
-        source: Callable[[], str | None] | None = None,
-        counters: Callable[[], Mapping[str, int]] | None = None,
+        status: Callable[[], Awaitable[dict[str, Any]]],
+        ready: Callable[[], bool],
     ) -> None:
-        self._switch = switch
-        self._source = source
-        self._counters = counters
-        self._node_id = node_id
-        self._control_plane = control_plane
+        self._status = status
+        self._ready = ready
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -57,36 +69,7 @@ class StatusServer:
             self._server.close()
             await self._server.wait_closed()
 
-    def status(self) -> dict[str, Any]:
-        """Return the body of `GET /status`."""
-        current = self._switch.current
-        config: dict[str, Any] = {
-            "version": None,
-            "hash": None,
-            "group_id": None,
-            "applied_at": None,
-            "compile_ms": None,
-            "source": None,
-        }
-        if current is not None:
-            config = {
-                "version": current.snapshot.version,
-                "hash": current.snapshot.hash,
-                "group_id": current.snapshot.group_id,
-                "applied_at": int(current.applied_at),
-                # From the start of its compile to its swap, waits included.
-                "compile_ms": round(current.compile_seconds * 1000, 1),
-                "source": self._source() if self._source is not None else None,
-            }
-        return {
-            "config": config,
-            "control_plane": self._control_plane(),
-            "counters": dict(self._counters()) if self._counters is not None else {},
-            "node_id": self._node_id,
-            "version": __version__,
-        }
-
-    def _answer(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
+    async def _answer(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
         path = path.split("?", 1)[0].rstrip("/") or "/"
         if method not in ("GET", "HEAD"):
             known = path in ("/status", "/status/ready")
@@ -99,9 +82,9 @@ class StatusServer:
                 )
             )
         if path == "/status":
-            return 200, self.status()
+            return 200, await self._status()
         if path == "/status/ready":
-            if self._switch.current is None:
+            if not self._ready():
                 return 503, {"message": "no configuration loaded yet"}
             return 200, {"message": "ready"}
         return 404, {"message": "Not found"}
@@ -115,7 +98,7 @@ class StatusServer:
             if len(parts) != 3 or not parts[1].startswith("/"):
                 status, body = 400, {"message": "Bad request"}
             else:
-                status, body = self._answer(parts[0], parts[1])
+                status, body = await self._answer(parts[0], parts[1])
             data = orjson.dumps(body)
             writer.write(
                 b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"

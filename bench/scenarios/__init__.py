@@ -10,7 +10,15 @@ from collections.abc import Callable
 
 from bench.context import Context
 from bench.outcome import ScenarioResult
-from bench.scenarios import cp, propagation, proxy, reload, routes
+from bench.scenarios import (
+    cp,
+    fleet,
+    propagation,
+    proxy,
+    reload,
+    routes,
+    workers,
+)
 
 Scenario = Callable[[Context], ScenarioResult]
 
@@ -18,6 +26,8 @@ SCENARIOS: dict[str, Scenario] = {
     proxy.NAME: proxy.run,
     routes.NAME: routes.run,
     reload.NAME: reload.run,
+    workers.NAME: workers.run,
     propagation.NAME: propagation.run,
+    fleet.NAME: fleet.run,
     cp.NAME: cp.run,
 }

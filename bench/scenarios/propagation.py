@@ -120,7 +120,7 @@ async def _measure(
 ) -> None:
     admin = Connection(control.admin_port, token=control.token)
     writes = 15 if context.quick else 100
-    standard = await _standard(admin, control, scratch)
+    standard = await standard_group(admin, control, scratch)
     for count in NODE_COUNTS:
         await _measure_topology(
             context, admin, scratch, nodes, standard, count, writes, result
@@ -259,7 +259,7 @@ async def _add_service(admin: Connection, group_id: str) -> str:
     return f"{base}/services/{service['id']}"
 
 
-async def _standard(
+async def standard_group(
     admin: Connection, control: ControlPlane, scratch: Path
 ) -> Topology:
     """Nodes on a standard group; writes to that group."""

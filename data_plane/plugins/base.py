@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import orjson
 
+JSON = "application/json; charset=utf-8"
+
 
 @dataclass(frozen=True, slots=True)
 class LocalResponse:
@@ -26,6 +28,7 @@ class LocalResponse:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = JSON  # "": no Content-Type header
 
     @classmethod
     def message(
@@ -95,15 +98,28 @@ class RequestContext:
         "consumer",
         "credential",
         "anonymous",
+        "query",
+        "request",
+        "route_id",
     )
 
     def __init__(
-        self, method: str, path: str, headers: Mapping[str, str], client_ip: str
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        client_ip: str,
+        query: bytes = b"",
+        request: Request | None = None,
+        route_id: str = "",
     ) -> None:
         self.method = method
         self.path = path
         self.headers = headers  # lowercase names; the last value of a repeat
         self.client_ip = client_ip
+        self.query = query  # as received, without "?"; what goes upstream
+        self.request = request  # the raw headers and the body, when needed
+        self.route_id = route_id
         self.rewrite = NO_REWRITE  # what the upstream receives instead
         self.consumer: Mapping[str, Any] | None = None
         self.credential: Mapping[str, Any] | None = None
@@ -121,6 +137,31 @@ class RequestContext:
 # A plugin that must wait (for a password check in a worker thread) returns
 # a future of its answer; the request resumes when it is done.
 Deferred = asyncio.Future[LocalResponse | None]
+
+
+class Request(Protocol):
+    """What a plugin may ask of the request beyond its context.
+
+    The body streams: it is buffered only for a plugin that reads it.
+    """
+
+    # (lowercase name, name, value) as received, repeats included.
+    headers: list[tuple[bytes, bytes, bytes]]
+
+    def read_body(self) -> asyncio.Future[bytes | None]:
+        """Return the whole body once received; None when too large to hold."""
+        ...
+
+    def replace_body(self, body: bytes) -> None:
+        """Send `body` upstream instead of the one read with `read_body`."""
+        ...
+
+    def limit_body(self, limit: int, response: LocalResponse) -> bool:
+        """Answer `response` once more than `limit` body bytes came.
+
+        Returns True when the body received so far is over it already.
+        """
+        ...
 
 
 class Plugin(Protocol):

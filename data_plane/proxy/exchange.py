@@ -14,6 +14,7 @@ be retained.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from typing import TYPE_CHECKING
@@ -68,6 +69,7 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _JOIN_LIMIT = 16 * 1024
 _RETAIN_LIMIT = 64 * 1024  # body bytes kept for a retry on a fresh connection
 _BUFFER_LIMIT = 256 * 1024  # body bytes buffered before reading is paused
+_BODY_WAIT = 60.0  # seconds a plugin waits for the rest of a body
 
 
 class Exchange:
@@ -90,6 +92,9 @@ class Exchange:
         "buffered",
         "retained",
         "retained_size",
+        "body_waiter",
+        "body_limit",
+        "body_seen",
         "target",
         "plugins",
         "routed",
@@ -137,6 +142,10 @@ class Exchange:
         self.buffered = 0
         self.retained: list[bytes] | None = []
         self.retained_size = 0
+        # Set by plugins: a wait for the whole body; a size limit on it.
+        self.body_waiter: asyncio.Future[bytes | None] | None = None
+        self.body_limit: tuple[int, LocalResponse] | None = None
+        self.body_seen = 0
 
         # Upstream side.
         self.target: RouteTarget | None = None
@@ -187,7 +196,13 @@ class Exchange:
         self.plugins = plugins = config.chain(target)
         if plugins:
             ctx = RequestContext(
-                self.method, text_path, self.header_map, self.client.peer_ip
+                self.method,
+                text_path,
+                self.header_map,
+                self.client.peer_ip,
+                query,
+                self,
+                target.route_id,
             )
             self._run_plugins(ctx, 0)
         else:
@@ -205,6 +220,9 @@ class Exchange:
             else:
                 answer.add_done_callback(partial(self._resume, ctx, index + 1))
             return
+        if ctx.query is not self.routed[2]:
+            path, matched, _, host, hostname = self.routed
+            self.routed = (path, matched, ctx.query, host, hostname)
         self._forward(ctx.rewrite)
 
     def _resume(self, ctx: RequestContext, start: int, done: Deferred) -> None:
@@ -297,6 +315,11 @@ class Exchange:
         """Forward (or buffer) a piece of the request body."""
         if self.local or self.response_done_:
             return  # answered already: the rest of the body is dropped
+        if self.body_limit is not None:
+            self.body_seen += len(chunk)
+            if self.body_seen > self.body_limit[0]:
+                self._refuse_body()
+                return
         framed = (
             [b"%x\r\n" % len(chunk), chunk, b"\r\n"]
             if self.chunked_request
@@ -315,6 +338,8 @@ class Exchange:
         self.buffered += len(chunk)
         if self.buffered > _BUFFER_LIMIT:
             self.client.pause_reading("buffer", True)
+            if self.body_waiter is not None:
+                self._give_body(None)  # too large to hold: the waiter goes on
 
     def end(self) -> None:
         """Mark the request complete; finish if the response is sent too."""
@@ -322,6 +347,8 @@ class Exchange:
         if self.local or self.response_done_:
             self._finish()
             return
+        if self.body_waiter is not None:
+            self._give_body(self._received_body())
         if self.chunked_request:
             if self.retained is not None:
                 self.retained.append(b"0\r\n\r\n")
@@ -329,6 +356,65 @@ class Exchange:
                 self.conn.write([b"0\r\n\r\n"])
             else:
                 self.buffer.append(b"0\r\n\r\n")
+
+    # The body, for plugins (see data_plane.plugins.base.Request)
+
+    def read_body(self) -> asyncio.Future[bytes | None]:
+        """Return a future of the whole body; None if over the buffer limit."""
+        future: asyncio.Future[bytes | None] = self.client.loop.create_future()
+        if self.request_done:
+            future.set_result(self._received_body())
+        elif self.buffered > _BUFFER_LIMIT:
+            future.set_result(None)
+        else:
+            self.body_waiter = future
+            if self.expect_continue:
+                # The client sends nothing before it is told to go on.
+                self.expect_continue = False
+                self.client.write(responses.CONTINUE)
+            # A client that stops sending does not hold the request forever
+            # (nginx's client_body_timeout): the waiter goes on without it.
+            timer = self.client.loop.call_later(_BODY_WAIT, self._give_body, None)
+            future.add_done_callback(lambda _: timer.cancel())
+        return future
+
+    def replace_body(self, body: bytes) -> None:
+        """Send `body` upstream instead of the body read whole before."""
+        assert self.request_done, "body replaced before it was read"
+        self.chunked_request = False
+        self.content_length = self.buffered = self.retained_size = len(body)
+        self.buffer = [body]
+        self.retained = [body] if len(body) <= _RETAIN_LIMIT else None
+
+    def limit_body(self, limit: int, response: LocalResponse) -> bool:
+        """Answer `response` once the body grows past `limit` bytes.
+
+        Returns True when what came so far is over it already.
+        """
+        self.body_limit = (limit, response)
+        self.body_seen = self.buffered
+        return self.body_seen > limit
+
+    def _received_body(self) -> bytes:
+        # Buffered chunks of a chunked body are framed: size, data, CRLF.
+        pieces = self.buffer[1::3] if self.chunked_request else self.buffer
+        return b"".join(pieces)
+
+    def _give_body(self, body: bytes | None) -> None:
+        waiter, self.body_waiter = self.body_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(body)
+
+    def _refuse_body(self) -> None:
+        """Answer the body limit's response: the body grew past the limit."""
+        assert self.body_limit is not None, "no body limit"
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+        if self.response_started:
+            self.client.abort()  # part of the upstream's answer went out
+            return
+        self.respond(self.body_limit[1], close=True)
 
     # Upstream connection
 
@@ -355,7 +441,7 @@ class Exchange:
                 timed_out = isinstance(exc, TimeoutError)
                 self._fail_upstream(timed_out)
                 return
-            if self.client.gone:
+            if self.client.gone or self.local:
                 conn.close()
                 return
             self._attach(conn)
@@ -479,7 +565,7 @@ class Exchange:
         self.client.pause_reading("upstream", paused)
 
     def _fail_upstream(self, timed_out: bool) -> None:
-        if self.client.gone:
+        if self.client.gone or self.local:
             return
         self.respond(responses.GATEWAY_TIMEOUT if timed_out else responses.BAD_GATEWAY)
 

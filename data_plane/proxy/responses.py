@@ -8,7 +8,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from data_plane import __version__
-from data_plane.plugins.base import LocalResponse
+from data_plane.plugins.base import JSON, LocalResponse
 
 SERVER = f"portico/{__version__}".encode()
 VIA = b"Via: 1.1 " + SERVER + b"\r\n"
@@ -24,6 +24,8 @@ BAD_GATEWAY = LocalResponse.message(
 GATEWAY_TIMEOUT = LocalResponse.message(504, "The upstream server is timing out")
 INTERNAL_ERROR = LocalResponse.message(500, "An unexpected error occurred")
 
+_JSON_LINE = f"Content-Type: {JSON}\r\n".encode()
+
 REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 REASONS[494] = b"Request Header Or Cookie Too Large"
 
@@ -37,11 +39,13 @@ def serialize(
     response: LocalResponse, *, close: bool, head: bool, latency_ms: int
 ) -> bytes:
     """Return the bytes of `response`; without the body when `head` is set."""
-    lines = [
-        b"HTTP/1.1 %d %s\r\n" % (response.status, reason(response.status)),
-        b"Content-Type: application/json; charset=utf-8\r\n",
-        b"Content-Length: %d\r\n" % len(response.body),
-    ]
+    lines = [b"HTTP/1.1 %d %s\r\n" % (response.status, reason(response.status))]
+    content_type = response.content_type
+    if content_type == JSON:
+        lines.append(_JSON_LINE)
+    elif content_type:
+        lines.append(f"Content-Type: {content_type}\r\n".encode("latin-1"))
+    lines.append(b"Content-Length: %d\r\n" % len(response.body))
     if close:
         lines.append(b"Connection: close\r\n")
     for name, value in response.headers:

@@ -306,10 +306,18 @@ class ProxyServer:
         # Requests per status class (index 1 to 5), read by telemetry.
         self.status_counts = [0] * 6
 
-    async def start(self, host: str, port: int) -> None:
-        """Listen on host:port; OSError if the address cannot be used."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Listen on host:port; OSError if the address cannot be used.
+
+        With `reuse_port`, processes of one user may listen on the same port
+        (SO_REUSEPORT): the kernel spreads new connections among them.
+        """
         self._server = await self.loop.create_server(
-            lambda: ClientConnection(self), host, port, backlog=1024
+            lambda: ClientConnection(self),
+            host,
+            port,
+            backlog=1024,
+            reuse_port=reuse_port or None,
         )
         self._sweeper = self.loop.call_later(self._keepalive_timeout / 4, self._sweep)
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from data_plane.plugins.base import ConfigIndex, Plugin
 from data_plane.plugins.registry import FACTORIES
+from data_plane.plugins.scoped import ConsumerScoped
 from data_plane.router import STEP, Router
 from data_plane.runtime.paths import upstream_path
 from shared.errors import InvalidParameter, ValidationError
@@ -173,11 +174,24 @@ def _upstream(service: Mapping[str, Any]) -> Upstream:
     )
 
 
+# (route id, service id) -> consumer id -> the instance for that consumer
+_ByConsumer = dict[tuple[str | None, str | None], dict[str, Plugin]]
+
+
 class _PluginTable:
-    """Resolve which plugin instance of each name applies to a route."""
+    """Resolve which plugin instance of each name applies to a route.
+
+    Kong's precedence, most specific first: route+service+consumer,
+    route+consumer, service+consumer, route+service, consumer, route,
+    service, global. A name with instances for consumers runs as a
+    :class:`ConsumerScoped` on the routes they reach, which picks by the
+    consumer authenticated when its turn comes; other routes do not see it.
+    """
 
     def __init__(self) -> None:
         self._scoped: dict[tuple[str, str | None, str | None], Plugin] = {}
+        # name -> its consumer-scoped instances
+        self._consumers: dict[str, _ByConsumer] = {}
         self._names: list[str] = []
 
     def fill(self, config: Mapping[str, Any], index: ConfigIndex) -> Iterator[None]:
@@ -199,17 +213,14 @@ class _PluginTable:
                     )
                 )
                 continue
-            if _fk(entity, "consumer") is not None:
-                unknown.append(
-                    InvalidParameter(
-                        f"plugins[{position}].consumer",
-                        "unsupported",
-                        "consumer-scoped plugins are not supported yet",
-                    )
-                )
-                continue
-            scope = (name, _fk(entity, "route"), _fk(entity, "service"))
-            self._scoped[scope] = factory(entity.get("config") or {}, index)
+            plugin = factory(entity.get("config") or {}, index)
+            route, service = _fk(entity, "route"), _fk(entity, "service")
+            consumer = _fk(entity, "consumer")
+            if consumer is not None:
+                scopes = self._consumers.setdefault(name, {})
+                scopes.setdefault((route, service), {})[consumer] = plugin
+            else:
+                self._scoped[(name, route, service)] = plugin
             if name not in self._names:
                 self._names.append(name)
         if unknown:
@@ -219,8 +230,11 @@ class _PluginTable:
 
     def scoped(self) -> tuple[frozenset[str], frozenset[str]]:
         """Return the route ids and the service ids that scoped plugins name."""
-        routes = {route for _, route, _ in self._scoped if route is not None}
-        services = {svc for _, _, svc in self._scoped if svc is not None}
+        pairs = [(route, svc) for _, route, svc in self._scoped]
+        for scopes in self._consumers.values():
+            pairs += scopes
+        routes = {route for route, _ in pairs if route is not None}
+        services = {svc for _, svc in pairs if svc is not None}
         return frozenset(routes), frozenset(services)
 
     def chain(self, route_id: str | None, service_id: str | None) -> tuple[Plugin, ...]:
@@ -228,21 +242,60 @@ class _PluginTable:
 
         With no route and no service, the global plugins.
         """
-        chosen = []
+        chosen: list[Plugin] = []
         for name in self._names:
+            found = None
             for scope in (
                 (name, route_id, service_id),
                 (name, route_id, None),
                 (name, None, service_id),
                 (name, None, None),
             ):
-                plugin = self._scoped.get(scope)
-                if plugin is not None:
-                    chosen.append(plugin)
+                found = self._scoped.get(scope)
+                if found is not None:
                     break
+            picks = self._for_consumers(name, route_id, service_id)
+            if picks:
+                chosen.append(ConsumerScoped(name, picks, found))
+            elif found is not None:
+                chosen.append(found)
         # Kong: higher PRIORITY first, ties broken by name in reverse order.
         chosen.sort(key=lambda p: (-p.priority, _reverse(p.name)))
         return tuple(chosen)
+
+    def _for_consumers(
+        self,
+        name: str,
+        route_id: str | None,
+        service_id: str | None,
+    ) -> Mapping[str, Plugin]:
+        """Return, by consumer id, the instances that consumers get here.
+
+        The consumer alone (level 5) yields to route+service (4); the
+        levels naming a consumer and the route or the service (3 to 1)
+        override it, each the one before. Routes that only see the consumer
+        level share one mapping, so that many such routes cost no copies.
+        """
+        scopes = self._consumers.get(name)
+        if not scopes:
+            return {}
+        layers = []
+        both = route_id is not None and service_id is not None
+        if not (both and (name, route_id, service_id) in self._scoped):
+            layers.append(scopes.get((None, None)))
+        if service_id is not None:
+            layers.append(scopes.get((None, service_id)))
+        if route_id is not None:
+            layers.append(scopes.get((route_id, None)))
+        if both:
+            layers.append(scopes.get((route_id, service_id)))
+        found = [layer for layer in layers if layer]
+        if len(found) <= 1:
+            return found[0] if found else {}
+        merged: dict[str, Plugin] = {}
+        for layer in found:
+            merged.update(layer)
+        return merged
 
 
 def _reverse(name: str) -> tuple[int, ...]:

@@ -70,6 +70,7 @@ def test_help_documents_every_option_and_the_environment() -> None:
         "--declarative-config",
         "--log-level",
         "--node-labels",
+        "--workers",
     ):
         assert option in result.stdout
     assert "PORTICO_" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,21 @@ def test_cluster_limits_are_read_and_checked() -> None:
         parse_settings(["--cluster-max-payload", "12"], {})
     with pytest.raises(ValidationError, match="--cluster-ping-interval"):
         parse_settings(["--cluster-ping-interval", "never"], {})
+
+
+def test_workers_default_to_one_and_are_read_from_the_environment() -> None:
+    assert parse_settings([], {}).workers == 1
+    assert parse_settings([], {"PORTICO_WORKERS": "4"}).workers == 4
+    assert parse_settings(["--workers", "2"], {"PORTICO_WORKERS": "4"}).workers == 2
+
+
+def test_workers_auto_is_one_per_usable_cpu() -> None:
+    assert parse_settings(["--workers", "auto"], {}).workers == len(
+        os.sched_getaffinity(0)
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "two", "65", "1.5"])
+def test_a_worker_count_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="--workers must be 1 to 64"):
+        parse_settings(["--workers", value], {})

@@ -32,7 +32,9 @@ SCHEMA = PluginSchema(
         {
             "allow": _addresses(),
             "deny": _addresses(),
-            "status": Field("number"),
+            # Kong leaves it unbounded; a status outside HTTP's range cannot
+            # be sent, so it is refused here rather than answered with a 500.
+            "status": Field("number", between=(100, 599)),
             "message": string(),
         },
         _allow_or_deny,

@@ -8,7 +8,7 @@ from typing import Any
 from shared.errors import InvalidParameter
 from shared.schema.fields import Field, join, record
 from shared.schema.plugin import PluginSchema
-from shared.schema.typedefs import boolean, string
+from shared.schema.typedefs import boolean, header_name_field, string
 
 
 def _body_rules(config: Mapping[str, Any], path: str) -> list[InvalidParameter]:
@@ -38,7 +38,8 @@ SCHEMA = PluginSchema(
             "content_type": string(),
             "body": string(),
             "echo": boolean(False),
-            "trigger": string(),
+            # A header or query argument name, as Kong's typedefs.header_name.
+            "trigger": header_name_field(),
         },
         _body_rules,
     ),

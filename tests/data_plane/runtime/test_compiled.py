@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from data_plane.plugins.basic_auth import BasicAuth
+from data_plane.plugins.request_termination import RequestTermination
+from data_plane.plugins.scoped import ConsumerScoped
 from data_plane.runtime.compiled import CompiledConfig, compile_snapshot
 from shared.snapshot import make_snapshot
 
@@ -92,3 +95,91 @@ def test_plugins_are_built_again_with_the_new_consumers() -> None:
     (new_plugin,) = second.chains["r-b"]
     assert new_plugin is not old_plugin
     assert _target(second, "/b") is _target(first, "/b")
+
+
+def _with_consumer_plugins() -> dict[str, Any]:
+    config = _config()
+    config["consumers"].append({"id": "c-2", "username": "bob"})
+    config["plugins"] = [
+        {"id": "p-1", "name": "basic-auth", "config": {}},
+        {"id": "p-2", "name": "request-termination", "config": {"message": "all"}},
+        {
+            "id": "p-3",
+            "name": "request-termination",
+            "consumer": {"id": "c-1"},
+            "route": {"id": "r-b"},
+            "config": {"message": "alice on b"},
+        },
+    ]
+    return config
+
+
+def test_a_route_without_consumer_scoped_plugins_runs_plain_instances() -> None:
+    compiled = _compile(_with_consumer_plugins())
+    assert set(compiled.chains) == {"r-b"}
+    chain = compiled.chain(_target(compiled, "/a"))
+    assert [type(p) for p in chain] == [BasicAuth, RequestTermination]
+
+
+def test_a_consumer_scoped_instance_is_picked_by_consumer() -> None:
+    compiled = _compile(_with_consumer_plugins())
+    auth, step = compiled.chain(_target(compiled, "/b"))
+    assert isinstance(step, ConsumerScoped)
+    default = step.instance(None)
+    assert isinstance(default, RequestTermination)
+    assert step.instance("c-2") is default
+    assert step.instance("c-1") is not default
+
+
+def test_a_consumer_only_instance_reaches_every_route() -> None:
+    config = _with_consumer_plugins()
+    config["plugins"][2].pop("route")
+    compiled = _compile(config)
+    assert not compiled.chains
+    _, step = compiled.chain(_target(compiled, "/c"))
+    assert isinstance(step, ConsumerScoped)
+
+
+def test_route_and_service_beat_the_consumer_alone() -> None:
+    config = _with_consumer_plugins()
+    config["plugins"][2].pop("route")
+    config["plugins"].append(
+        {
+            "id": "p-4",
+            "name": "request-termination",
+            "route": {"id": "r-a"},
+            "service": {"id": SERVICE},
+            "config": {"message": "a on its service"},
+        }
+    )
+    compiled = _compile(config)
+    _, on_a = compiled.chain(_target(compiled, "/a"))
+    assert not isinstance(on_a, ConsumerScoped)  # nobody's instance differs
+    _, on_b = compiled.chain(_target(compiled, "/b"))
+    assert isinstance(on_b, ConsumerScoped)
+
+
+def test_chains_run_by_priority_highest_first() -> None:
+    config = _config()
+    config["plugins"] = [
+        {"id": f"p-{name}", "name": name, "config": conf}
+        for name, conf in [
+            ("request-termination", {}),
+            ("acl", {"allow": ["x"]}),
+            ("correlation-id", {}),
+            ("key-auth", {}),
+            ("request-size-limiting", {}),
+            ("ip-restriction", {"deny": ["10.0.0.1"]}),
+            ("basic-auth", {}),
+        ]
+    ]
+    compiled = _compile(config)
+    assert [p.name for p in compiled.default_chain] == [
+        "correlation-id",
+        "key-auth",
+        "basic-auth",
+        "ip-restriction",
+        "request-size-limiting",
+        "acl",
+        "request-termination",
+    ]

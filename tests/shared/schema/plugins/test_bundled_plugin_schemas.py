@@ -162,3 +162,47 @@ def test_prometheus_metrics_are_off_by_default() -> None:
 
 def test_basic_auth_realm_cannot_be_null() -> None:
     assert _refused("basic-auth", {"realm": None}) == {"config.realm": "required"}
+
+
+def test_ip_restriction_status_is_an_http_status() -> None:
+    assert _refused("ip-restriction", {"deny": ["10.0.0.1"], "status": 1000}) == {
+        "config.status": "between"
+    }
+
+
+def test_correlation_id_refuses_an_unknown_generator() -> None:
+    assert _refused("correlation-id", {"generator": "random"}) == {
+        "config.generator": "one_of"
+    }
+
+
+def test_correlation_id_header_name_must_be_a_header_name() -> None:
+    assert _refused("correlation-id", {"header_name": "a b"}) == {
+        "config.header_name": "header_name"
+    }
+
+
+def test_request_size_limiting_refuses_an_unknown_unit() -> None:
+    assert _refused("request-size-limiting", {"size_unit": "gigabytes"}) == {
+        "config.size_unit": "one_of"
+    }
+
+
+def test_request_size_limiting_size_is_an_integer() -> None:
+    assert _refused("request-size-limiting", {"allowed_payload_size": "big"}) == {
+        "config.allowed_payload_size": "type"
+    }
+
+
+def test_key_auth_refuses_an_empty_key_names_list() -> None:
+    assert _refused("key-auth", {"key_names": []}) == {"config.key_names": "len_min"}
+
+
+def test_acl_groups_must_be_strings() -> None:
+    assert _refused("acl", {"allow": [1]}) == {"config.allow[0]": "type"}
+
+
+def test_request_termination_trigger_must_be_a_header_name() -> None:
+    assert _refused("request-termination", {"trigger": "a b"}) == {
+        "config.trigger": "header_name"
+    }

@@ -1,0 +1,115 @@
+"""Carry messages between a data plane node and its proxy workers.
+
+A node started with ``--workers N`` talks to each worker process over one
+Unix socket pair. A message is a head of five bytes (the body's length, four
+bytes big-endian, then one byte naming its kind) followed by the body:
+
+=========  ==============  =====================================================
+kind       from            body
+=========  ==============  =====================================================
+CONFIG     node            a config frame, the same bytes the control plane
+                           sends and ``config.cache`` keeps
+LISTEN     node            ``{"host", "port"}``: start accepting proxy clients
+STATUS     node            empty: report what you serve and your counters
+APPLIED    worker          ``{"version", "hash", "compile_ms", "swapped_at"}``
+REFUSED    worker          ``{"version", "hash", "reason"}``: config not applied
+LISTENING  worker          ``{"port"}``
+FAILED     worker          ``{"errno", "reason"}``: cannot listen
+REPORT     worker          ``{"config", "counters"}``, the answer to STATUS
+=========  ==============  =====================================================
+
+A worker answers CONFIG and LISTEN in the order it received them, and
+STATUS at once, in order among themselves. The socket pair never leaves
+the machine and both ends are Portico, so a malformed message is a bug: it
+raises :exc:`ChannelError`, and the process that reads it ends the pair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+import orjson
+
+from shared.errors import PorticoError
+from shared.messages import MAX_CONFIG_SIZE
+
+CONFIG = b"C"
+LISTEN = b"L"
+STATUS = b"S"
+APPLIED = b"A"
+REFUSED = b"R"
+LISTENING = b"U"
+FAILED = b"F"
+REPORT = b"T"
+
+_HEAD = struct.Struct(">IB")
+_KINDS = {CONFIG, LISTEN, STATUS, APPLIED, REFUSED, LISTENING, FAILED, REPORT}
+# Both ends are Portico: the bound only catches a broken stream. A config
+# from a declarative file is not bound by --cluster-max-payload, and its
+# frame is smaller than the config it inflates to.
+MAX_MESSAGE = MAX_CONFIG_SIZE
+
+
+class ChannelError(PorticoError):
+    """Raised when the peer sends a message that is not one of the channel's."""
+
+
+class Channel:
+    """One end of a node–worker socket pair: send and receive messages."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def open(cls, sock: Any) -> Channel:
+        """Wrap a connected Unix socket."""
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        return cls(reader, writer)
+
+    def send(self, kind: bytes, body: bytes = b"") -> None:
+        """Queue one message; it leaves as soon as the socket takes it."""
+        if self._writer.is_closing():
+            return
+        self._writer.writelines([_HEAD.pack(len(body), kind[0]), body])
+
+    def send_json(self, kind: bytes, value: Any) -> None:
+        """Queue one message whose body is `value` as JSON."""
+        self.send(kind, orjson.dumps(value))
+
+    async def receive(self) -> tuple[bytes, bytes] | None:
+        """Return the next (kind, body), or None once the peer has closed."""
+        try:
+            head = await self._reader.readexactly(_HEAD.size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        size, code = _HEAD.unpack(head)
+        kind = bytes((code,))
+        if kind not in _KINDS:
+            raise ChannelError(f"unknown message kind {kind!r}")
+        if size > MAX_MESSAGE:
+            raise ChannelError(f"message of {size} bytes is over {MAX_MESSAGE}")
+        try:
+            body = await self._reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        return kind, body
+
+    def close(self) -> None:
+        """Close this end; the peer reads the end of the stream."""
+        self._writer.close()
+
+
+def load(body: bytes) -> dict[str, Any]:
+    """Decode a JSON message body that must be an object; ChannelError if not."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ChannelError(f"message body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ChannelError("message body is not a JSON object")
+    return value

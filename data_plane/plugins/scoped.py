@@ -1,0 +1,50 @@
+"""Run the instance of a plugin that the authenticated consumer calls for.
+
+Kong resolves a plugin's configuration when its turn comes in the chain,
+with the consumer known at that moment: a consumer-scoped instance applies
+once an authentication plugin (which runs earlier, by its PRIORITY) has
+identified the consumer. Which instance each consumer gets on a route is
+decided when the config is compiled; a request makes one dict lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from data_plane.plugins.base import Deferred, LocalResponse, Plugin, RequestContext
+
+
+class ConsumerScoped:
+    """Stand in a route's chain for a plugin configured for some consumers.
+
+    `by_consumer` maps consumer ids to the instance they get; any other
+    request, or one with no consumer yet, gets `default` (None: none runs).
+    """
+
+    __slots__ = ("name", "priority", "_by_consumer", "_default")
+
+    def __init__(
+        self,
+        name: str,
+        by_consumer: Mapping[str, Plugin],
+        default: Plugin | None,
+    ) -> None:
+        assert by_consumer, "a consumer-scoped step needs consumers"
+        self.name = name
+        self.priority = next(iter(by_consumer.values())).priority
+        self._by_consumer = by_consumer  # shared between routes: never changed
+        self._default = default
+
+    def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
+        """Run the instance for the consumer identified so far, if any."""
+        consumer = ctx.consumer
+        plugin = self._default
+        if consumer is not None:
+            plugin = self._by_consumer.get(str(consumer["id"]), plugin)
+        return None if plugin is None else plugin.access(ctx)
+
+    def instance(self, consumer_id: str | None) -> Plugin | None:
+        """Return the instance a request of this consumer runs (None: none)."""
+        if consumer_id is None:
+            return self._default
+        return self._by_consumer.get(consumer_id, self._default)
