@@ -34,6 +34,7 @@ from data_plane.plugins.base import (
     LocalResponse,
     RequestContext,
 )
+from data_plane.plugins.identity import Anonymous, authenticated
 from shared.credentials import verify_password
 
 PRIORITY = 1100
@@ -158,7 +159,10 @@ class BasicAuth:
         self._credentials = index.basicauth_credentials
         self._consumers = index.consumers
         self._hide = bool(config.get("hide_credentials"))
-        self._anonymous = config.get("anonymous") or None
+        anonymous = config.get("anonymous")
+        self._anonymous = (
+            Anonymous(str(anonymous), self._consumers) if anonymous else None
+        )
         realm = config.get("realm") or "service"
         self._unauthorized = LocalResponse.message(
             401, "Unauthorized", (("WWW-Authenticate", f'Basic realm="{realm}"'),)
@@ -173,7 +177,6 @@ class BasicAuth:
         self._rewrites: dict[tuple[str, str], HeaderRewrite] = index.table(
             f"basic-auth rewrites {kind}"
         )
-        self._anonymous_grant: tuple[Mapping[str, Any], HeaderRewrite] | None = None
 
     def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
         """Authenticate the request or answer 401."""
@@ -274,41 +277,17 @@ class BasicAuth:
         key = (str(credential["id"]), used)
         rewrite = self._rewrites.get(key)
         if rewrite is None:
-            headers = [
-                *_consumer_headers(consumer),
-                ("X-Credential-Identifier", str(credential["username"])),
-                ("X-Anonymous-Consumer", None),
-            ]
+            rewrite = authenticated(consumer, str(credential["username"]))
             if self._hide:
-                headers.append((used, None))
-            rewrite = HeaderRewrite.of(headers)
+                rewrite = rewrite.then(HeaderRewrite.of([(used, None)]))
             self._rewrites[key] = rewrite
         return rewrite
 
     def _fall_back(self, ctx: RequestContext) -> LocalResponse | None:
         """Answer 401, or let the request through as the anonymous consumer."""
-        if not self._anonymous:
+        if self._anonymous is None:
             return self._unauthorized
-        anonymous = self._anonymous_grant
-        if anonymous is None:
-            consumer = self._consumers.get(str(self._anonymous))
-            if consumer is None:
-                return LocalResponse.message(
-                    500,
-                    f"anonymous consumer {self._anonymous} is configured "
-                    "but doesn't exist",
-                )
-            rewrite = HeaderRewrite.of(
-                [
-                    *_consumer_headers(consumer),
-                    ("X-Credential-Identifier", None),
-                    ("X-Anonymous-Consumer", "true"),
-                ]
-            )
-            anonymous = self._anonymous_grant = (consumer, rewrite)
-        ctx.consumer, ctx.credential, ctx.anonymous = anonymous[0], None, True
-        ctx.rewrite_upstream(anonymous[1])
-        return None
+        return self._anonymous.admit(ctx)
 
 
 def _canonical(ctx: RequestContext) -> bool:
@@ -323,19 +302,3 @@ def _canonical(ctx: RequestContext) -> bool:
         return False
     encoded = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
     return value == "Basic " + encoded
-
-
-def _consumer_headers(consumer: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-    """Return the headers telling the upstream who the consumer is.
-
-    Absent values remove the header, so a client cannot pose as a consumer.
-    """
-    headers: list[tuple[str, str | None]] = []
-    for name, field in (
-        ("X-Consumer-ID", "id"),
-        ("X-Consumer-Custom-ID", "custom_id"),
-        ("X-Consumer-Username", "username"),
-    ):
-        value = consumer.get(field)
-        headers.append((name, str(value) if value is not None else None))
-    return headers
