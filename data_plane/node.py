@@ -296,6 +296,7 @@ class Node:
             apply=self._apply_from_control_plane,
             current=self.proxies.snapshot,
             counters=self.proxies.counters,
+            plugins=self.settings.plugins or None,
             ping_interval=self.settings.cluster_ping_interval,
             ping_timeout=self.settings.cluster_ping_interval,
             max_frame_size=self.settings.cluster_max_payload,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data_plane.plugins.registry import FACTORIES
 from shared.errors import ValidationError
 from shared.messages import MAX_FRAME_SIZE
 
@@ -59,6 +60,7 @@ class Settings:
     log_level: str = "info"
     node_labels: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1
+    plugins: tuple[str, ...] = ()  # empty: every bundled plugin
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="labels reported to the control plane, for example env:prod,zone:a",
     )
+    add(
+        "--plugins",
+        metavar="NAME,...",
+        default="bundled",
+        help=(
+            "plugins this node offers to the control plane, which pushes no "
+            "config that uses others (Kong's `plugins` setting); default "
+            "%(default)s: every plugin the node has"
+        ),
+    )
     return parser
 
 
@@ -213,6 +225,19 @@ def _workers(text: str) -> int:
     return int(text)
 
 
+def _plugins(text: str) -> tuple[str, ...]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["bundled"]:
+        return ()
+    unknown = sorted(set(names) - set(FACTORIES))
+    if unknown or not names:
+        raise ValidationError(
+            f"--plugins must be bundled or names among {', '.join(sorted(FACTORIES))}"
+            f", got {text!r}"
+        )
+    return tuple(sorted(set(names)))
+
+
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
@@ -250,4 +275,5 @@ def parse_settings(
         log_level=args.log_level,
         node_labels=parse_labels(args.node_labels),
         workers=_workers(args.workers),
+        plugins=_plugins(args.plugins),
     )

@@ -6,7 +6,9 @@ statement or a short transaction on the store's worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +20,12 @@ from control_plane.store.sqlite_worker import dumps as _dumps
 
 class SqliteRecords(SqliteWorker):
     """Keep admin tokens, client certificates and data plane node status."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        # Node rows waiting to be written, and the task that writes them.
+        self._node_batch: dict[tuple[str, str], dict[str, Any]] = {}
+        self._node_flush: asyncio.Future[None] | None = None
 
     # Tokens.
 
@@ -93,32 +101,58 @@ class SqliteRecords(SqliteWorker):
     # Nodes.
 
     async def upsert_node(self, group_id: str, node: dict[str, Any]) -> None:
+        # Many nodes answer one push at once: their rows are written together,
+        # one transaction per batch, so that admin calls queued behind them on
+        # the worker thread wait for one commit instead of a thousand.
+        batch = self._node_batch
+        start = not batch
+        batch.setdefault((group_id, str(node["id"])), {}).update(node)
+        flush = self._node_flush
+        if start or flush is None:
+            flush = self._node_flush = asyncio.ensure_future(self._flush_nodes())
+        await asyncio.shield(flush)
+
+    async def _flush_nodes(self) -> None:
+        await asyncio.sleep(0)  # let the rest of this burst join the batch
+        batch, self._node_batch = self._node_batch, {}
+
         def write() -> None:
-            rows = self._rows(
-                "SELECT body FROM nodes WHERE group_id = ? AND id = ?",
-                [group_id, node["id"]],
-            )
             now = int(time.time())
-            body = orjson.loads(rows[0]["body"]) if rows else {"created_at": now}
-            body.update(node)
-            body["updated_at"] = now
             with self.db.conn:
-                self.db.execute(
-                    "INSERT OR REPLACE INTO nodes (group_id, id, body, connected)"
-                    " VALUES (?, ?, ?, ?)",
-                    [
-                        group_id,
-                        node["id"],
-                        _dumps(body),
-                        int(bool(body.get("connected"))),
-                    ],
-                )
+                for (group_id, node_id), node in batch.items():
+                    rows = self._rows(
+                        "SELECT body FROM nodes WHERE group_id = ? AND id = ?",
+                        [group_id, node_id],
+                    )
+                    body = (
+                        orjson.loads(rows[0]["body"]) if rows else {"created_at": now}
+                    )
+                    body.update(node)
+                    body["updated_at"] = now
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO nodes (group_id, id, body, connected)"
+                        " VALUES (?, ?, ?, ?)",
+                        [
+                            group_id,
+                            node_id,
+                            _dumps(body),
+                            int(bool(body.get("connected"))),
+                        ],
+                    )
 
         await self._run(write)
 
     async def set_node_connected(
         self, group_id: str, node_id: str, connected: bool
     ) -> None:
+        pending = self._node_batch.get((group_id, node_id))
+        flush = self._node_flush
+        if pending is not None and flush is not None:
+            # The row is about to be written: write it with this state.
+            pending["connected"] = connected
+            await asyncio.shield(flush)
+            return
+
         def write() -> None:
             with self.db.conn:
                 self.db.execute(
@@ -154,6 +188,9 @@ class SqliteRecords(SqliteWorker):
         return [orjson.loads(row["body"]) for row in rows]
 
     async def delete_node(self, group_id: str, node_id: str) -> bool:
+        # A row still waiting to be written must not come back after this.
+        self._node_batch.pop((group_id, node_id), None)
+
         def write() -> bool:
             with self.db.conn:
                 cursor = self.db.execute(

@@ -107,3 +107,11 @@ def test_workers_auto_is_one_per_usable_cpu() -> None:
 def test_a_worker_count_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(ValidationError, match="--workers must be 1 to 64"):
         parse_settings(["--workers", value], {})
+
+
+def test_plugins_default_to_every_bundled_one_and_refuse_unknown_names() -> None:
+    assert parse_settings([], {}).plugins == ()
+    chosen = parse_settings(["--plugins", "key-auth, basic-auth"], {})
+    assert chosen.plugins == ("basic-auth", "key-auth")
+    with pytest.raises(ValidationError, match="--plugins"):
+        parse_settings(["--plugins", "basic-auth,no-such-plugin"], {})

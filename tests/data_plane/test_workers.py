@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import socket
@@ -15,12 +16,17 @@ import httpx
 import pytest
 
 from control_plane import pki
+from data_plane.declarative import DeclarativeLoader
+from data_plane.workers import WorkerPool
+from shared.errors import ValidationError
+from shared.snapshot import Snapshot, config_hash
 from tests.conftest import deadline
 from tests.support.dataplane import (
     DataPlaneProcess,
     EchoProcess,
     start_data_plane,
     start_echo,
+    write_config,
 )
 from tests.support.processes import start_control_plane
 
@@ -269,3 +275,29 @@ def _running(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_a_config_the_workers_refuse_leaves_every_worker_on_the_last_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kong.json"
+    write_config(path, {"services": [{"name": "s", "url": "http://127.0.0.1:9"}]})
+    good = DeclarativeLoader(path).load()
+    # What the schema refuses never reaches a worker; bypass it, as a bug would.
+    config = copy.deepcopy(dict(good.config))
+    config["services"][0]["protocol"] = "grpc"
+    bad = Snapshot(good.group_id, 2, config_hash(config), config)
+
+    pool = WorkerPool(2, drain_timeout=1)
+    await pool.prepare()
+    try:
+        await pool.apply(good)
+        await pool.start("127.0.0.1", 0)
+        with pytest.raises(ValidationError, match="protocol grpc"):
+            await pool.apply(bad)
+        assert pool.snapshot() == good
+        workers = await pool.workers()
+        assert [w["config"]["version"] for w in workers] == [1, 1]
+        assert {w["state"] for w in workers} == {"serving"}
+    finally:
+        await pool.drain(1)

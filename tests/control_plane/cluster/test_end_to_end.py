@@ -347,7 +347,8 @@ def test_a_config_the_node_cannot_compile_is_reported_and_the_old_one_serves(
 def test_a_config_with_a_plugin_the_node_lacks_marks_it_incompatible(
     walkthrough: Walkthrough,
 ) -> None:
-    node = walkthrough.start_node("CRG", "crg-node")
+    # The node offers only basic-auth, as Kong's `plugins` setting would.
+    node = walkthrough.start_node("CRG", "crg-node", plugins="basic-auth")
     with node:
         walkthrough.serve_mock(node)
         good = node.status()["config"]["version"]
