@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.processes import Pinning, Service, port_open, wait_until
+from bench.processes import Pinning, Service, free_port, port_open, wait_until
 
 # About 100 bytes, like a small JSON API answer.
 UPSTREAM_BODY = (
@@ -110,3 +110,21 @@ def start_nginx(
         service.stop()
         raise
     return service
+
+
+def start_upstream(nginx: str, work_dir: Path, pinning: Pinning) -> tuple[Service, int]:
+    """Start the upstream every proxy contender talks to; return it and its port.
+
+    It shares the load CPU with wrk, as in the reference method.
+    """
+    port = free_port()
+    service = start_nginx(
+        nginx,
+        "upstream",
+        upstream_config(work_dir / "upstream", port),
+        port,
+        work_dir=work_dir,
+        pinning=pinning,
+        cpu=pinning.load_cpu,
+    )
+    return service, port

@@ -25,7 +25,12 @@ from typing import Any
 
 from bench.context import Context
 from bench.cpu import tree_cpu_seconds
-from bench.nginx import UPSTREAM_BODY, proxy_config, start_nginx, upstream_config
+from bench.nginx import (
+    UPSTREAM_BODY,
+    proxy_config,
+    start_nginx,
+    start_upstream,
+)
 from bench.outcome import ScenarioResult, Target
 from bench.portico import start_data_plane
 from bench.processes import Pinning, ProcessError, Service, free_port, stop_all
@@ -261,19 +266,8 @@ def _measure(
 ) -> None:
     pinning = context.pinning
 
-    # The upstream shares the load CPU with wrk, as in the reference method.
-    upstream_port = free_port()
-    services.append(
-        start_nginx(
-            tools.nginx,
-            "upstream",
-            upstream_config(scratch / "upstream", upstream_port),
-            upstream_port,
-            work_dir=scratch,
-            pinning=pinning,
-            cpu=pinning.load_cpu,
-        )
-    )
+    upstream, upstream_port = start_upstream(tools.nginx, scratch, pinning)
+    services.append(upstream)
 
     contenders = [_start_nginx_proxy(tools, scratch, services, pinning, upstream_port)]
     contenders += _start_portico(context, scratch, services, result, upstream_port)

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import Context
-from bench.nginx import start_nginx, upstream_config
+from bench.nginx import start_upstream
 from bench.outcome import ScenarioResult, Target, percentile
 from bench.portico import DataPlane, start_data_plane
-from bench.processes import ProcessError, Service, free_port, stop_all
+from bench.processes import ProcessError, Service, stop_all
 from bench.scenarios.proxy import authorization, declarative_config
 from bench.scenarios.routes import route_entity
 from bench.tools import ToolError, Tools, ensure_tools
@@ -172,18 +172,8 @@ def _measure(
     series: dict[str, _Series],
 ) -> float | None:
     pinning = context.pinning
-    upstream_port = free_port()
-    services.append(
-        start_nginx(
-            tools.nginx,
-            "upstream",
-            upstream_config(scratch / "upstream", upstream_port),
-            upstream_port,
-            work_dir=scratch,
-            pinning=pinning,
-            cpu=pinning.load_cpu,
-        )
-    )
+    upstream, upstream_port = start_upstream(tools.nginx, scratch, pinning)
+    services.append(upstream)
 
     # The large configs are written once; a reload copies one over the file.
     stored = hash_password(str(uuid.uuid4()))

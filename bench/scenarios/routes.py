@@ -19,10 +19,10 @@ from typing import Any
 
 from bench.context import Context
 from bench.cpu import tree_cpu_seconds
-from bench.nginx import start_nginx, upstream_config
+from bench.nginx import start_upstream
 from bench.outcome import ScenarioResult, Target
 from bench.portico import DataPlane, start_data_plane
-from bench.processes import ProcessError, Service, free_port, stop_all
+from bench.processes import ProcessError, Service, stop_all
 from bench.tools import ToolError, Tools, ensure_tools
 from bench.wrk import LoadError, rotating_script, run_load
 
@@ -144,18 +144,8 @@ def _measure(
     result: ScenarioResult,
 ) -> list[float]:
     pinning = context.pinning
-    upstream_port = free_port()
-    services.append(
-        start_nginx(
-            tools.nginx,
-            "upstream",
-            upstream_config(scratch / "upstream", upstream_port),
-            upstream_port,
-            work_dir=scratch,
-            pinning=pinning,
-            cpu=pinning.load_cpu,
-        )
-    )
+    upstream, upstream_port = start_upstream(tools.nginx, scratch, pinning)
+    services.append(upstream)
 
     contenders = []
     for name, count in ((FEW, SMALL), (MANY, LARGE)):

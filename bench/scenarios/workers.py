@@ -28,10 +28,10 @@ from typing import Any
 
 from bench.context import Context
 from bench.cpu import tree_cpu_seconds
-from bench.nginx import UPSTREAM_BODY, start_nginx, upstream_config
+from bench.nginx import UPSTREAM_BODY, start_upstream
 from bench.outcome import ScenarioResult, Target, percentile
 from bench.portico import DataPlane, start_data_plane
-from bench.processes import ProcessError, Service, free_port, stop_all
+from bench.processes import ProcessError, Service, stop_all
 from bench.scenarios.proxy import authorization, declarative_config
 from bench.tools import ToolError, Tools, ensure_tools
 from bench.wrk import BackgroundLoad, LoadError, run_load
@@ -101,18 +101,8 @@ def _measure(
     result: ScenarioResult,
 ) -> list[float]:
     pinning = context.pinning
-    upstream_port = free_port()
-    services.append(
-        start_nginx(
-            tools.nginx,
-            "upstream",
-            upstream_config(scratch / "upstream", upstream_port),
-            upstream_port,
-            work_dir=scratch,
-            pinning=pinning,
-            cpu=pinning.load_cpu,
-        )
-    )
+    upstream, upstream_port = start_upstream(tools.nginx, scratch, pinning)
+    services.append(upstream)
 
     contenders = []
     for name, workers, cpu in ((ONE, 1, pinning.contender_cpu), (TWO, WORKERS, None)):
