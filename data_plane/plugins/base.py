@@ -71,11 +71,23 @@ class HeaderRewrite:
             )
         return rewrite
 
+    @classmethod
+    def adding(cls, headers: Iterable[tuple[str, str]]) -> HeaderRewrite:
+        """Return the rewrite adding each `(name, value)`, replacing none."""
+        lines = tuple(
+            (
+                name.lower().encode("ascii"),
+                f"{name}: {value.translate(_CONTROL)}\r\n".encode(),
+            )
+            for name, value in headers
+        )
+        return cls(lines, frozenset(), b"".join(x for _, x in lines))
+
     def then(self, other: HeaderRewrite) -> HeaderRewrite:
         """Return this rewrite followed by `other`, which wins on a name."""
-        if not other.names:
+        if not other.names and not other.lines:
             return self
-        if not self.names:
+        if not self.names and not self.lines:
             return other
         lines = tuple(x for x in self.lines if x[0] not in other.names) + other.lines
         return HeaderRewrite(
@@ -101,6 +113,7 @@ class RequestContext:
         "query",
         "request",
         "route_id",
+        "downstream",
     )
 
     def __init__(
@@ -124,6 +137,14 @@ class RequestContext:
         self.consumer: Mapping[str, Any] | None = None
         self.credential: Mapping[str, Any] | None = None
         self.anonymous = False
+        # Headers for the client's response, chosen in the access phase
+        # (Kong's kong.response.set_header there); plugins with a
+        # `header_filter` add theirs when the response head is known.
+        self.downstream = NO_REWRITE
+
+    def rewrite_downstream(self, rewrite: HeaderRewrite) -> None:
+        """Apply `rewrite` to the response after the ones chosen before."""
+        self.downstream = self.downstream.then(rewrite)
 
     def rewrite_upstream(self, rewrite: HeaderRewrite) -> None:
         """Apply `rewrite` after the ones plugins chose before."""
@@ -175,6 +196,33 @@ class Plugin(Protocol):
         ...
 
 
+class ResponsePlugin(Plugin, Protocol):
+    """A plugin that also changes the response head sent to the client.
+
+    `header_filter` runs once the head is known: the upstream's, or the one
+    of a response Portico answers itself, even when a plugin answered
+    before this one's access ran (Kong runs the header filter of every
+    plugin of the route).
+    `headers` holds the head's header lines, four pieces each (name, ": ",
+    value, CRLF), as received; what it returns is applied to them.
+    """
+
+    def header_filter(
+        self, ctx: RequestContext, status: int, headers: list[bytes]
+    ) -> HeaderRewrite | None:
+        """Return the changes to the response headers, or None for none."""
+        ...
+
+
+def response_header(headers: list[bytes], lowered: bytes) -> bytes | None:
+    """Return the last value of a header among response head `headers`."""
+    found = None
+    for start in range(0, len(headers), 4):
+        if headers[start].lower() == lowered:
+            found = headers[start + 2]
+    return found
+
+
 class ConfigIndex:
     """Look up entities of the config being compiled, built lazily and shared.
 
@@ -187,6 +235,9 @@ class ConfigIndex:
         self._consumers: dict[str, Mapping[str, Any]] | None = None
         self._basic: dict[str, Mapping[str, Any]] | None = None
         self._tables: dict[str, dict[Any, Any]] = {}
+        # The route and service ids of the plugin entity being built, for
+        # plugins whose state is shared by scope (Kong's rate-limiting keys).
+        self.scope: tuple[str | None, str | None] = (None, None)
 
     def table(self, name: str) -> dict[Any, Any]:
         """Return the dict that this config's plugins share under `name`.

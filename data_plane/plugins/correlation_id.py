@@ -9,9 +9,9 @@ upstream with one, made by `generator`:
   `<server_addr>-<server_port>-<pid>-<connection>-<connection_requests>-
   <time>` without the connection numbers, which plugins do not see.
 
-A request that has one keeps it. `echo_downstream` (the value sent back to
-the client) needs a response phase that plugins do not have yet, and is
-ignored.
+A request that has one keeps it. With `echo_downstream` the id (made or
+kept) is sent back to the client in the same header, on the upstream's
+response and on any a later plugin answers itself.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from data_plane.plugins.base import (
     Deferred,
     HeaderRewrite,
     LocalResponse,
+    Plugin,
     RequestContext,
 )
 
@@ -58,6 +59,13 @@ GENERATORS: Mapping[str, Callable[[], str]] = {
 }
 
 
+def build(config: Mapping[str, Any], index: ConfigIndex) -> Plugin:
+    """Return the plugin for `config`; only an echo has a response phase."""
+    if config.get("echo_downstream"):
+        return EchoedCorrelationId(config, index)
+    return CorrelationId(config, index)
+
+
 class CorrelationId:
     """One correlation-id plugin entity, compiled."""
 
@@ -78,4 +86,29 @@ class CorrelationId:
             return None
         line = self._prefix + self._generate().encode() + b"\r\n"
         ctx.rewrite_upstream(HeaderRewrite(((self._lowered, line),), self._names, line))
+        return None
+
+
+class EchoedCorrelationId(CorrelationId):
+    """A correlation-id entity with `echo_downstream`: the client gets the id."""
+
+    def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
+        """Give the request an id unless it has one; echo it in the response."""
+        given = ctx.headers.get(self._lookup)
+        if given:
+            line = self._prefix + given.encode("latin-1") + b"\r\n"
+        else:
+            line = self._prefix + self._generate().encode() + b"\r\n"
+            ctx.rewrite_upstream(
+                HeaderRewrite(((self._lowered, line),), self._names, line)
+            )
+        ctx.rewrite_downstream(
+            HeaderRewrite(((self._lowered, line),), self._names, line)
+        )
+        return None
+
+    def header_filter(
+        self, ctx: RequestContext, status: int, headers: list[bytes]
+    ) -> HeaderRewrite | None:
+        """Leave the head to the rewrite chosen in the access phase."""
         return None

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from data_plane.plugins.base import Deferred, LocalResponse, Plugin, RequestContext
+from data_plane.plugins.base import (
+    Deferred,
+    HeaderRewrite,
+    LocalResponse,
+    Plugin,
+    RequestContext,
+)
 
 
 class ConsumerScoped:
@@ -21,7 +27,7 @@ class ConsumerScoped:
     request, or one with no consumer yet, gets `default` (None: none runs).
     """
 
-    __slots__ = ("name", "priority", "_by_consumer", "_default")
+    __slots__ = ("name", "priority", "responds", "_by_consumer", "_default")
 
     def __init__(
         self,
@@ -34,6 +40,9 @@ class ConsumerScoped:
         self.priority = next(iter(by_consumer.values())).priority
         self._by_consumer = by_consumer  # shared between routes: never changed
         self._default = default
+        # Whether any instance has a response phase (the step then has one).
+        instances = [*by_consumer.values(), *([default] if default else [])]
+        self.responds = any(hasattr(p, "header_filter") for p in instances)
 
     def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
         """Run the instance for the consumer identified so far, if any."""
@@ -42,6 +51,18 @@ class ConsumerScoped:
         if consumer is not None:
             plugin = self._by_consumer.get(str(consumer["id"]), plugin)
         return None if plugin is None else plugin.access(ctx)
+
+    def header_filter(
+        self, ctx: RequestContext, status: int, headers: list[bytes]
+    ) -> HeaderRewrite | None:
+        """Run the response phase of the consumer's instance, if it has one."""
+        consumer = ctx.consumer
+        plugin = self.instance(None if consumer is None else str(consumer["id"]))
+        header_filter = getattr(plugin, "header_filter", None)
+        if header_filter is None:
+            return None
+        rewrite: HeaderRewrite | None = header_filter(ctx, status, headers)
+        return rewrite
 
     def instance(self, consumer_id: str | None) -> Plugin | None:
         """Return the instance a request of this consumer runs (None: none)."""

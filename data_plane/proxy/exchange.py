@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from data_plane.plugins.base import (
 )
 from data_plane.proxy import responses
 from data_plane.proxy.upstream import HOP_BY_HOP, UpstreamConnection
-from data_plane.runtime.compiled import RouteTarget, Upstream
+from data_plane.runtime.compiled import Filters, RouteTarget, Upstream
 from data_plane.runtime.paths import normalize_path
 
 if TYPE_CHECKING:
@@ -109,6 +110,8 @@ class Exchange:
         "chunked_response",
         "close_after",
         "local",
+        "ctx",
+        "filters",
     )
 
     def __init__(
@@ -165,6 +168,10 @@ class Exchange:
         self.close_after = not keep_alive
         self.local = False
 
+        # Response phase: kept only for a chain with plugins that have one.
+        self.ctx: RequestContext | None = None
+        self.filters: Filters = ()
+
     # Request side, fed by the client connection
 
     def begin(self) -> None:
@@ -204,6 +211,9 @@ class Exchange:
                 self,
                 target.route_id,
             )
+            filters = config.filters_of(target)
+            if filters:
+                self.ctx, self.filters = ctx, filters
             self._run_plugins(ctx, 0)
         else:
             self._forward(NO_REWRITE)
@@ -474,6 +484,8 @@ class Exchange:
         client = self.client
         now = client.loop.time()
         self.retained = None  # an answer came: no retry from here on
+        if self.filters:
+            lines = self._filter_head(status, lines)
         status_line = _STATUS_LINES.get((status, reason))
         if status_line is None:
             status_line = b"HTTP/1.1 %d %s\r\n" % (
@@ -505,6 +517,59 @@ class Exchange:
         client.server.status_counts[status // 100 if status < 600 else 5] += 1
         # Held back to go out with the first body piece: one send, not two.
         self.pending_head = status_line + b"".join(lines)
+
+    def _response_rewrite(self, status: int, lines: list[bytes]) -> HeaderRewrite:
+        """Return what the route's plugins change in a response head.
+
+        Like Kong, every plugin of the chain takes part, also when an
+        earlier one answered the request itself.
+        """
+        ctx = self.ctx
+        assert ctx is not None, "response phase without a context"
+        rewrite = ctx.downstream
+        for _, plugin in self.filters:
+            found = plugin.header_filter(ctx, status, lines)
+            if found is not None:
+                rewrite = rewrite.then(found)
+        return rewrite
+
+    def _filter_head(self, status: int, lines: list[bytes]) -> list[bytes]:
+        """Apply the plugins' response phase to the upstream's header lines."""
+        rewrite = self._response_rewrite(status, lines)
+        if rewrite.names:
+            removed = rewrite.names
+            kept: list[bytes] = []
+            for start in range(0, len(lines), 4):
+                if lines[start].lower() not in removed:
+                    kept += lines[start : start + 4]
+            lines = kept
+        if rewrite.block:
+            lines.append(rewrite.block)
+        return lines
+
+    def _filter_local(self, response: LocalResponse) -> tuple[LocalResponse, bytes]:
+        """Apply the plugins' response phase to a response Portico makes.
+
+        Returns the response without the headers the plugins replace, and
+        the header lines they add.
+        """
+        lines: list[bytes] = []
+        if response.content_type:
+            lines += (b"Content-Type", b": ", response.content_type.encode(), b"\r\n")
+        for name, value in response.headers:
+            lines += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+        rewrite = self._response_rewrite(response.status, lines)
+        if rewrite.names:
+            headers = tuple(
+                (name, value)
+                for name, value in response.headers
+                if name.lower().encode("latin-1") not in rewrite.names
+            )
+            content_type = response.content_type
+            if b"content-type" in rewrite.names:
+                content_type = ""  # a plugin's own Content-Type replaces it
+            response = replace(response, headers=headers, content_type=content_type)
+        return response, rewrite.block
 
     def response_body(self, chunk: bytes) -> None:
         if not chunk:
@@ -581,13 +646,18 @@ class Exchange:
         close = close or self.close_after or self.client.closing
         self.close_after = close
         latency = self.client.loop.time() - self.started_at
-        self.client.server.status_counts[response.status // 100] += 1
+        extra = b""
+        if self.filters:
+            response, extra = self._filter_local(response)
+        status = response.status
+        self.client.server.status_counts[status // 100 if status < 600 else 5] += 1
         self.client.write(
             responses.serialize(
                 response,
                 close=close,
                 head=self.method == "HEAD",
                 latency_ms=int(latency * 1000),
+                extra=extra,
             )
         )
         if self.client.paused:

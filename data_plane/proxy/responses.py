@@ -36,9 +36,17 @@ def reason(status: int) -> bytes:
 
 
 def serialize(
-    response: LocalResponse, *, close: bool, head: bool, latency_ms: int
+    response: LocalResponse,
+    *,
+    close: bool,
+    head: bool,
+    latency_ms: int,
+    extra: bytes = b"",
 ) -> bytes:
-    """Return the bytes of `response`; without the body when `head` is set."""
+    """Return the bytes of `response`; without the body when `head` is set.
+
+    `extra` is more header lines, encoded, that plugins add to the response.
+    """
     lines = [b"HTTP/1.1 %d %s\r\n" % (response.status, reason(response.status))]
     content_type = response.content_type
     if content_type == JSON:
@@ -50,6 +58,8 @@ def serialize(
         lines.append(b"Connection: close\r\n")
     for name, value in response.headers:
         lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if extra:
+        lines.append(extra)
     lines.append(b"Server: " + SERVER + b"\r\n")
     lines.append(b"X-Portico-Response-Latency: %d\r\n\r\n" % latency_ms)
     if not head:

@@ -13,9 +13,9 @@ import time
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from data_plane.plugins.base import ConfigIndex, Plugin
+from data_plane.plugins.base import ConfigIndex, Plugin, ResponsePlugin
 from data_plane.plugins.registry import FACTORIES
 from data_plane.plugins.scoped import ConsumerScoped
 from data_plane.router import STEP, Router
@@ -105,6 +105,22 @@ class RouteTarget:
         )
 
 
+# (position in the chain, plugin) for each plugin with a `header_filter`
+Filters = tuple[tuple[int, ResponsePlugin], ...]
+
+
+def response_filters(chain: tuple[Plugin, ...]) -> Filters:
+    """Return the plugins of `chain` that have a response phase."""
+    found: list[tuple[int, ResponsePlugin]] = []
+    for position, plugin in enumerate(chain):
+        if isinstance(plugin, ConsumerScoped):
+            if plugin.responds:
+                found.append((position, plugin))
+        elif hasattr(plugin, "header_filter"):
+            found.append((position, cast(ResponsePlugin, plugin)))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class CompiledConfig:
     """A snapshot together with everything compiled from it."""
@@ -116,6 +132,10 @@ class CompiledConfig:
     # apply to; every other route runs `default_chain` (the global plugins).
     chains: Mapping[str, tuple[Plugin, ...]] = field(default_factory=dict)
     default_chain: tuple[Plugin, ...] = ()
+    # Per chain, the plugins with a response phase and their place in it;
+    # a route whose chain has none keeps no plugin state past the access.
+    filters: Mapping[str, Filters] = field(default_factory=dict)
+    default_filters: Filters = ()
     compile_seconds: float = 0.0  # from the start of the compile to the swap
     # What the next compile reuses: route id -> (entity, service, target),
     # service id -> (entity, upstream).
@@ -129,6 +149,10 @@ class CompiledConfig:
     def chain(self, target: RouteTarget) -> tuple[Plugin, ...]:
         """Return the plugins a request to `target` runs, in order."""
         return self.chains.get(target.route_id, self.default_chain)
+
+    def filters_of(self, target: RouteTarget) -> Filters:
+        """Return the response-phase plugins of `target`'s chain."""
+        return self.filters.get(target.route_id, self.default_filters)
 
 
 def _fk(entity: Mapping[str, Any], field: str) -> str | None:
@@ -213,8 +237,9 @@ class _PluginTable:
                     )
                 )
                 continue
-            plugin = factory(entity.get("config") or {}, index)
             route, service = _fk(entity, "route"), _fk(entity, "service")
+            index.scope = (route, service)
+            plugin = factory(entity.get("config") or {}, index)
             consumer = _fk(entity, "consumer")
             if consumer is not None:
                 scopes = self._consumers.setdefault(name, {})
@@ -356,6 +381,7 @@ def compile_steps(
     filed: list[tuple[Mapping[str, Any], RouteTarget]] = []
     unchanged: set[str] = set()
     chains: dict[str, tuple[Plugin, ...]] = {}
+    filters: dict[str, Filters] = {}
     for position, route in enumerate(config.get("routes") or ()):
         if position % STEP == STEP - 1:
             yield
@@ -381,19 +407,25 @@ def compile_steps(
         routes[route_id] = part
         filed.append((route, part[2]))
         if route_id in scoped_routes or service_id in scoped_services:
-            chains[route_id] = plugins.chain(route_id, service_id)
+            chains[route_id] = chain = plugins.chain(route_id, service_id)
+            responding = response_filters(chain)
+            if responding:
+                filters[route_id] = responding
 
     router = yield from Router.build(
         filed,
         previous=previous.router if previous is not None else None,
         unchanged=unchanged,
     )
+    default_chain = plugins.chain(None, None)
     return CompiledConfig(
         snapshot,
         router,
         time.time(),
         chains=chains,
-        default_chain=plugins.chain(None, None),
+        default_chain=default_chain,
+        filters=filters,
+        default_filters=response_filters(default_chain),
         routes=routes,
         upstreams=upstreams,
     )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from data_plane.plugins.base import NO_REWRITE, HeaderRewrite, RequestContext
+from data_plane.plugins.base import (
+    NO_REWRITE,
+    HeaderRewrite,
+    RequestContext,
+    response_header,
+)
 
 
 def test_a_rewrite_encodes_its_lines_and_names_what_it_replaces() -> None:
@@ -34,3 +39,27 @@ def test_a_context_starts_without_rewrite_and_accumulates() -> None:
     ctx.set_upstream_header("X-A", "1")
     ctx.rewrite_upstream(HeaderRewrite.of([("X-B", "2")]))
     assert ctx.rewrite.block == b"X-A: 1\r\nX-B: 2\r\n"
+
+
+def test_an_adding_rewrite_replaces_nothing_and_survives_then() -> None:
+    added = HeaderRewrite.adding((("Vary", "Origin"),))
+    assert added.names == frozenset()
+    assert added.block == b"Vary: Origin\r\n"
+    assert NO_REWRITE.then(added) is added
+    both = added.then(HeaderRewrite.of((("X-A", "1"),)))
+    assert both.block == b"Vary: Origin\r\nX-A: 1\r\n"
+    assert both.names == frozenset({b"x-a"})
+
+
+def test_a_removal_then_an_addition_keeps_the_added_line() -> None:
+    rewrite = HeaderRewrite.of((("X-A", None),)).then(
+        HeaderRewrite.adding((("X-A", "2"),))
+    )
+    assert rewrite.names == frozenset({b"x-a"})
+    assert rewrite.block == b"X-A: 2\r\n"
+
+
+def test_response_header_finds_the_last_value() -> None:
+    lines = [b"X-A", b": ", b"1", b"\r\n", b"x-a", b": ", b"2", b"\r\n"]
+    assert response_header(lines, b"x-a") == b"2"
+    assert response_header(lines, b"x-b") is None

@@ -1,4 +1,4 @@
-"""The correlation-id plugin through a real node (the request side)."""
+"""The correlation-id plugin through a real node."""
 
 from __future__ import annotations
 
@@ -35,6 +35,18 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
                         _route("counter"),
                         _route("uuid", generator="uuid", header_name="X-Req"),
                         _route("tracker", generator="tracker"),
+                        _route("echo", echo_downstream=True, header_name="X-Id"),
+                        {
+                            "name": "locked",
+                            "paths": ["/locked"],
+                            "plugins": [
+                                {
+                                    "name": "correlation-id",
+                                    "config": {"echo_downstream": True},
+                                },
+                                {"name": "key-auth"},
+                            ],
+                        },
                     ],
                 }
             ]
@@ -75,3 +87,26 @@ def test_an_id_the_client_sent_is_kept(client: httpx.Client) -> None:
 def test_an_empty_id_is_replaced(client: httpx.Client) -> None:
     reply = client.get("/counter", headers={"Kong-Request-ID": ""})
     assert reply.json()["headers"]["kong-request-id"] != ""
+
+
+def test_the_id_is_not_echoed_by_default(client: httpx.Client) -> None:
+    assert "kong-request-id" not in client.get("/counter").headers
+
+
+def test_echo_downstream_sends_the_made_id_back(client: httpx.Client) -> None:
+    reply = client.get("/echo")
+    sent = reply.json()["headers"]["x-id"]
+    assert reply.headers.get_list("x-id") == [sent]
+
+
+def test_echo_downstream_sends_the_clients_id_back(client: httpx.Client) -> None:
+    reply = client.get("/echo", headers={"X-Id": "given"})
+    assert reply.headers.get_list("x-id") == ["given"]
+
+
+def test_echo_downstream_reaches_an_answer_of_a_later_plugin(
+    client: httpx.Client,
+) -> None:
+    reply = client.get("/locked")
+    assert reply.status_code == 401
+    assert re.fullmatch(f"{UUID}#[0-9]+", reply.headers["kong-request-id"])

@@ -183,3 +183,48 @@ def test_chains_run_by_priority_highest_first() -> None:
         "acl",
         "request-termination",
     ]
+
+
+def test_only_chains_with_a_response_phase_have_filters() -> None:
+    config = _config()
+    config["plugins"].append(
+        {"id": "p-2", "name": "cors", "route": {"id": "r-c"}, "config": {}}
+    )
+    compiled = _compile(config)
+    assert compiled.filters_of(_target(compiled, "/a")) == ()
+    assert compiled.filters_of(_target(compiled, "/b")) == ()
+    [(position, plugin)] = compiled.filters_of(_target(compiled, "/c"))
+    assert (position, plugin.name) == (0, "cors")
+
+
+def test_correlation_id_has_a_response_phase_only_when_it_echoes() -> None:
+    config = _config()
+    config["plugins"] = [
+        {"id": "p-2", "name": "correlation-id", "route": {"id": "r-a"}, "config": {}},
+        {
+            "id": "p-3",
+            "name": "correlation-id",
+            "route": {"id": "r-b"},
+            "config": {"echo_downstream": True},
+        },
+    ]
+    compiled = _compile(config)
+    assert compiled.filters_of(_target(compiled, "/a")) == ()
+    assert len(compiled.filters_of(_target(compiled, "/b"))) == 1
+
+
+def test_a_consumer_scoped_step_responds_when_an_instance_does() -> None:
+    config = _with_consumer_plugins()
+    config["plugins"].append(
+        {
+            "id": "p-4",
+            "name": "correlation-id",
+            "consumer": {"id": "c-1"},
+            "route": {"id": "r-a"},
+            "config": {"echo_downstream": True},
+        }
+    )
+    compiled = _compile(config)
+    [(_, step)] = compiled.filters_of(_target(compiled, "/a"))
+    assert isinstance(step, ConsumerScoped)
+    assert compiled.filters_of(_target(compiled, "/b")) == ()
