@@ -47,6 +47,7 @@ MANY_ROUTES = 1_000
 MANY_RATIO_TARGET = 0.5
 MANY_P50_TARGET = 0.25  # ms, at c10
 MANY_P99_TARGET = 0.5  # ms, at c10
+SUITE_RATIO_TARGET = 0.8  # of the same node's route without plugins
 SPREAD_WARNING = 0.2
 STARVED_SHARE = 80.0
 
@@ -59,7 +60,10 @@ NGINX = "nginx"
 PORTICO_AUTH = "portico basic-auth"
 PORTICO_OPEN = "portico no plugin"
 PORTICO_MANY = "portico 1,000 routes, basic-auth"
-PORTICOS = (PORTICO_AUTH, PORTICO_OPEN, PORTICO_MANY)
+PORTICO_SUITE = "portico key-auth + rate-limiting + cors"
+PORTICOS = (PORTICO_AUTH, PORTICO_OPEN, PORTICO_MANY, PORTICO_SUITE)
+API_KEY = "bench-key"
+ORIGIN = "http://app.example.test"
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,14 @@ class Contender:
 
 
 def declarative_config(upstream_port: int) -> dict[str, Any]:
-    """Return the data plane config: /mock with basic-auth, /open without."""
+    """Return the data plane config: /mock with basic-auth, /open without.
+
+    Route /suite runs key-auth, rate-limiting (local, a limit never reached)
+    and cors: the plugins a Kong user commonly stacks on one route.
+    """
     service_id, consumer_id = str(uuid.uuid4()), str(uuid.uuid4())
     mock_id, open_id = str(uuid.uuid4()), str(uuid.uuid4())
+    suite_id = str(uuid.uuid4())
     return {
         "_format_version": "3.0",
         "services": [
@@ -103,6 +112,13 @@ def declarative_config(upstream_port: int) -> dict[str, Any]:
                 "strip_path": True,
                 "service": {"id": service_id},
             },
+            {
+                "id": suite_id,
+                "name": "suite",
+                "paths": ["/suite"],
+                "strip_path": True,
+                "service": {"id": service_id},
+            },
         ],
         "consumers": [{"id": consumer_id, "username": USERNAME}],
         "plugins": [
@@ -112,7 +128,24 @@ def declarative_config(upstream_port: int) -> dict[str, Any]:
                 "route": {"id": mock_id},
                 "config": {"hide_credentials": False},
                 "enabled": True,
-            }
+            },
+            *(
+                {
+                    "id": str(uuid.uuid4()),
+                    "name": name,
+                    "route": {"id": suite_id},
+                    "config": config,
+                    "enabled": True,
+                }
+                for name, config in (
+                    ("key-auth", {"key_names": ["apikey"]}),
+                    ("rate-limiting", {"second": 1_000_000, "policy": "local"}),
+                    ("cors", {"origins": [ORIGIN]}),
+                )
+            ),
+        ],
+        "keyauth_credentials": [
+            {"id": str(uuid.uuid4()), "consumer": {"id": consumer_id}, "key": API_KEY}
         ],
         "basicauth_credentials": [
             {
@@ -224,6 +257,15 @@ def _targets(samples: dict[str, Samples], result: ScenarioResult) -> list[Target
             _median_ratio(samples, PORTICO_AUTH),
             ">=",
             RATIO_TARGET,
+            "×",
+            reason=reason,
+        ),
+        Target.check(
+            f"{PORTICO_SUITE}: req/s at c{THROUGHPUT_CONNECTIONS} ≥ "
+            f"{SUITE_RATIO_TARGET}× the same node's route without plugins (issue 6)",
+            _median_ratio(samples, PORTICO_SUITE, reference=PORTICO_OPEN),
+            ">=",
+            SUITE_RATIO_TARGET,
             "×",
             reason=reason,
         ),
@@ -341,6 +383,12 @@ def _start_portico(
             PORTICO_AUTH, f"{node.proxy_url}/mock", credentials, node.service.pid
         ),
         Contender(PORTICO_OPEN, f"{node.proxy_url}/open", {}, node.service.pid),
+        Contender(
+            PORTICO_SUITE,
+            f"{node.proxy_url}/suite",
+            {"apikey": API_KEY, "Origin": ORIGIN},
+            node.service.pid,
+        ),
     ]
 
     many_path = scratch / "portico-many.json"
@@ -520,22 +568,28 @@ def _record(result: ScenarioResult, name: str, samples: Samples) -> None:
 
 
 def _run_ratios(
-    samples: dict[str, Samples], name: str, field: str = "throughput"
+    samples: dict[str, Samples],
+    name: str,
+    field: str = "throughput",
+    reference: str = NGINX,
 ) -> list[float]:
-    """Return, per run, the contender's `field` divided by nginx's.
+    """Return, per run, the contender's `field` divided by the reference's.
 
     Runs are interleaved, so run i of a contender is compared with run i of
-    nginx, taken moments apart; a run invalid on either side is left out.
+    the reference (nginx unless named), taken moments apart; a run invalid on
+    either side is left out.
     """
-    if NGINX not in samples or name not in samples:
+    if reference not in samples or name not in samples:
         return []
     mine: list[float | None] = getattr(samples[name], field)
-    base: list[float | None] = getattr(samples[NGINX], field)
+    base: list[float | None] = getattr(samples[reference], field)
     return [m / b for m, b in zip(mine, base, strict=True) if m is not None and b]
 
 
-def _median_ratio(samples: dict[str, Samples], name: str) -> float | None:
-    ratios = _run_ratios(samples, name)
+def _median_ratio(
+    samples: dict[str, Samples], name: str, reference: str = NGINX
+) -> float | None:
+    ratios = _run_ratios(samples, name, reference=reference)
     return statistics.median(ratios) if ratios else None
 
 
@@ -555,6 +609,12 @@ def _record_ratios(result: ScenarioResult, samples: dict[str, Samples]) -> None:
             "×",
             [1 / r for r in _run_ratios(samples, name, "cpu_per_request") if r],
         )
+    result.add(
+        PORTICO_SUITE,
+        f"req/s at c{THROUGHPUT_CONNECTIONS} ÷ {PORTICO_OPEN}",
+        "×",
+        _run_ratios(samples, PORTICO_SUITE, reference=PORTICO_OPEN),
+    )
 
 
 def _note_starved(result: ScenarioResult) -> None:
