@@ -58,18 +58,19 @@ class HeaderRewrite:
     @classmethod
     def of(cls, headers: Iterable[tuple[str, str | None]]) -> HeaderRewrite:
         """Return the rewrite setting each `(name, value)`; None removes it."""
-        rewrite = NO_REWRITE
+        names: set[bytes] = set()
+        lines: dict[bytes, bytes] = {}  # in order; a later name replaces
         for name, value in headers:
             lowered = name.lower().encode("ascii")
-            lines: tuple[tuple[bytes, bytes], ...] = ()
+            names.add(lowered)
+            lines.pop(lowered, None)
             if value is not None:
                 # CR, LF and NUL would let a value start a header of its own.
                 clean = value.translate(_CONTROL)
-                lines = ((lowered, f"{name}: {clean}\r\n".encode()),)
-            rewrite = rewrite.then(
-                cls(lines, frozenset((lowered,)), b"".join(x for _, x in lines))
-            )
-        return rewrite
+                lines[lowered] = f"{name}: {clean}\r\n".encode()
+        if not names:
+            return NO_REWRITE
+        return cls(tuple(lines.items()), frozenset(names), b"".join(lines.values()))
 
     @classmethod
     def adding(cls, headers: Iterable[tuple[str, str]]) -> HeaderRewrite:

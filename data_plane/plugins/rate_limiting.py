@@ -249,7 +249,7 @@ class RateLimiting:
             headers.append(("Retry-After", str(reset)))
             error = self._error
             return LocalResponse(error.status, error.body, tuple(headers))
-        ctx.rewrite_downstream(HeaderRewrite.of(headers))
+        ctx.rewrite_downstream(_counted(headers))
         return None
 
     async def _count_in_redis(
@@ -296,3 +296,23 @@ def _client(settings: tuple[Any, ...]) -> aioredis.Redis:
             retry=Retry(NoBackoff(), 0),
         )
     return client
+
+
+# Header name -> (lowercase name, "Name: "): the names are few and fixed.
+_PREFIXES: dict[str, tuple[bytes, bytes]] = {}
+
+
+def _counted(headers: list[tuple[str, str]]) -> HeaderRewrite:
+    """Return the rewrite setting the counting headers, on every request.
+
+    The values are decimal numbers, so only the names need encoding, once.
+    """
+    lines = []
+    for name, value in headers:
+        prefix = _PREFIXES.get(name)
+        if prefix is None:
+            prefix = _PREFIXES[name] = (name.lower().encode(), f"{name}: ".encode())
+        lines.append((prefix[0], prefix[1] + value.encode() + b"\r\n"))
+    return HeaderRewrite(
+        tuple(lines), frozenset(n for n, _ in lines), b"".join(x for _, x in lines)
+    )
