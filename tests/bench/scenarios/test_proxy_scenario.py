@@ -11,9 +11,20 @@ from bench.scenarios.proxy import NGINX, PORTICO_AUTH, Samples
 def test_basic_auth_guards_mock_and_not_open() -> None:
     config = proxy.declarative_config(8080)
     routes = {route["name"]: route["id"] for route in config["routes"]}
-    (plugin,) = config["plugins"]
-    assert plugin["name"] == "basic-auth"
-    assert plugin["route"] == {"id": routes["mock"]}
+    by_route: dict[str, list[str]] = {}
+    for plugin in config["plugins"]:
+        by_route.setdefault(plugin["route"]["id"], []).append(plugin["name"])
+    assert by_route[routes["mock"]] == ["basic-auth"]
+    assert routes["open"] not in by_route
+
+
+def test_the_suite_route_stacks_key_auth_rate_limiting_and_cors() -> None:
+    config = proxy.declarative_config(8080)
+    suite = next(r["id"] for r in config["routes"] if r["name"] == "suite")
+    names = {p["name"] for p in config["plugins"] if p["route"]["id"] == suite}
+    assert names == {"key-auth", "rate-limiting", "cors"}
+    (credential,) = config["keyauth_credentials"]
+    assert credential["key"] == proxy.API_KEY
 
 
 def test_credential_in_the_header_is_the_one_in_the_config() -> None:
