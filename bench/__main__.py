@@ -53,7 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--duration",
         type=float,
-        help="seconds per throughput load (default 10, quick 3)",
+        help="seconds per throughput load (default 10, quick 2.5)",
     )
     parser.add_argument(
         "--out",
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = Context(
         quick=args.quick,
         runs=args.runs or (2 if args.quick else 3),
-        duration=args.duration or (3.0 if args.quick else 10.0),
+        duration=args.duration or (2.5 if args.quick else 10.0),
         work_dir=args.work_dir / name,
         pinning=pinning,
         install_tools=not args.no_install,
