@@ -17,9 +17,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.conftest import deadline
 from tests.support.processes import ROOT, Process, free_port
@@ -192,3 +195,21 @@ def start_data_plane(
     path = "/status/ready" if ready else "/status"
     _wait_http(node.status_url + path, node, (200,))
     return node
+
+
+@contextmanager
+def proxy_to_echo(
+    tmp_path: Path, routes: list[dict[str, Any]]
+) -> Iterator[httpx.Client]:
+    """Serve `routes` of one service in front of an echo upstream.
+
+    Yields an HTTP client of the data plane's proxy; both processes stop
+    when the block ends.
+    """
+    for name in ("echo", "dp"):
+        (tmp_path / name).mkdir(exist_ok=True)
+    with start_echo(tmp_path / "echo") as echo:
+        config = {"services": [{"name": "echo", "url": echo.url, "routes": routes}]}
+        with start_data_plane(tmp_path / "dp", declarative=config) as node:
+            with httpx.Client(base_url=node.proxy_url, timeout=deadline(10)) as http:
+                yield http

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import deadline
-from tests.support.dataplane import start_data_plane, start_echo
+from tests.support.dataplane import proxy_to_echo
 
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
@@ -25,35 +24,25 @@ def _route(name: str, **config: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as echo:
-        config = {
-            "services": [
+    routes = [
+        _route("counter"),
+        _route("uuid", generator="uuid", header_name="X-Req"),
+        _route("tracker", generator="tracker"),
+        _route("echo", echo_downstream=True, header_name="X-Id"),
+        {
+            "name": "locked",
+            "paths": ["/locked"],
+            "plugins": [
                 {
-                    "name": "echo",
-                    "url": echo.url,
-                    "routes": [
-                        _route("counter"),
-                        _route("uuid", generator="uuid", header_name="X-Req"),
-                        _route("tracker", generator="tracker"),
-                        _route("echo", echo_downstream=True, header_name="X-Id"),
-                        {
-                            "name": "locked",
-                            "paths": ["/locked"],
-                            "plugins": [
-                                {
-                                    "name": "correlation-id",
-                                    "config": {"echo_downstream": True},
-                                },
-                                {"name": "key-auth"},
-                            ],
-                        },
-                    ],
-                }
-            ]
-        }
-        with start_data_plane(tmp_path_factory.mktemp("dp"), declarative=config) as dp:
-            with httpx.Client(base_url=dp.proxy_url, timeout=deadline(10)) as http:
-                yield http
+                    "name": "correlation-id",
+                    "config": {"echo_downstream": True},
+                },
+                {"name": "key-auth"},
+            ],
+        },
+    ]
+    with proxy_to_echo(tmp_path_factory.mktemp("proxy"), routes) as http:
+        yield http
 
 
 def test_uuid_counter_is_the_default_and_counts(client: httpx.Client) -> None:

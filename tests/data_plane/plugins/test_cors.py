@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import deadline
-from tests.support.dataplane import start_data_plane, start_echo
+from tests.support.dataplane import proxy_to_echo
 
 PREFLIGHT = {"Origin": "http://a.test", "Access-Control-Request-Method": "POST"}
 
@@ -24,35 +23,23 @@ def _route(name: str, *more: dict[str, Any], **config: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as echo:
-        config = {
-            "services": [
-                {
-                    "name": "echo",
-                    "url": echo.url,
-                    "routes": [
-                        _route("any"),
-                        _route(
-                            "listed",
-                            origins=["http://a.test", r"https://.*\.b\.test"],
-                            headers=["X-One", "X-Two"],
-                            exposed_headers=["X-Out"],
-                            methods=["GET", "POST"],
-                            max_age=3600,
-                            credentials=True,
-                        ),
-                        _route("any-credentials", credentials=True),
-                        _route("continue", preflight_continue=True),
-                        _route(
-                            "locked", {"name": "key-auth"}, origins=["http://a.test"]
-                        ),
-                    ],
-                }
-            ]
-        }
-        with start_data_plane(tmp_path_factory.mktemp("dp"), declarative=config) as dp:
-            with httpx.Client(base_url=dp.proxy_url, timeout=deadline(10)) as http:
-                yield http
+    routes = [
+        _route("any"),
+        _route(
+            "listed",
+            origins=["http://a.test", r"https://.*\.b\.test"],
+            headers=["X-One", "X-Two"],
+            exposed_headers=["X-Out"],
+            methods=["GET", "POST"],
+            max_age=3600,
+            credentials=True,
+        ),
+        _route("any-credentials", credentials=True),
+        _route("continue", preflight_continue=True),
+        _route("locked", {"name": "key-auth"}, origins=["http://a.test"]),
+    ]
+    with proxy_to_echo(tmp_path_factory.mktemp("proxy"), routes) as http:
+        yield http
 
 
 def test_a_preflight_is_answered_200_with_the_defaults(client: httpx.Client) -> None:

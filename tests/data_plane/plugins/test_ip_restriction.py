@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from data_plane.plugins.ip_restriction import Networks, client_address
-from tests.conftest import deadline
-from tests.support.dataplane import start_data_plane, start_echo
+from tests.support.dataplane import proxy_to_echo
 
 
 def _route(name: str, **config: Any) -> dict[str, Any]:
@@ -24,28 +23,16 @@ def _route(name: str, **config: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as echo:
-        config = {
-            "services": [
-                {
-                    "name": "echo",
-                    "url": echo.url,
-                    "routes": [
-                        _route("denied", deny=["127.0.0.1"]),
-                        _route(
-                            "custom", deny=["127.0.0.0/8"], status=401, message="go"
-                        ),
-                        _route("elsewhere", allow=["10.0.0.0/8", "2001:db8::/32"]),
-                        _route("allowed", allow=["127.0.0.0/24", "::1"]),
-                        _route("both", allow=["127.0.0.1"], deny=["127.0.0.1/32"]),
-                        _route("v6", allow=["::/0"]),
-                    ],
-                }
-            ]
-        }
-        with start_data_plane(tmp_path_factory.mktemp("dp"), declarative=config) as dp:
-            with httpx.Client(base_url=dp.proxy_url, timeout=deadline(10)) as http:
-                yield http
+    routes = [
+        _route("denied", deny=["127.0.0.1"]),
+        _route("custom", deny=["127.0.0.0/8"], status=401, message="go"),
+        _route("elsewhere", allow=["10.0.0.0/8", "2001:db8::/32"]),
+        _route("allowed", allow=["127.0.0.0/24", "::1"]),
+        _route("both", allow=["127.0.0.1"], deny=["127.0.0.1/32"]),
+        _route("v6", allow=["::/0"]),
+    ]
+    with proxy_to_echo(tmp_path_factory.mktemp("proxy"), routes) as http:
+        yield http
 
 
 def test_a_denied_address_gets_kong_3s_message(client: httpx.Client) -> None:

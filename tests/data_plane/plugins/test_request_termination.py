@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import deadline
-from tests.support.dataplane import start_data_plane, start_echo
+from tests.support.dataplane import proxy_to_echo
 
 
 def _route(name: str, **config: Any) -> dict[str, Any]:
@@ -22,31 +21,21 @@ def _route(name: str, **config: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as echo:
-        config = {
-            "services": [
-                {
-                    "name": "echo",
-                    "url": echo.url,
-                    "routes": [
-                        _route("default"),
-                        _route("teapot", status_code=418),
-                        _route("closed", status_code=403, message="closed"),
-                        _route(
-                            "page",
-                            status_code=200,
-                            body="<h1>bye</h1>",
-                            content_type="text/html",
-                        ),
-                        _route("triggered", trigger="X-Stop"),
-                        _route("echo", status_code=202, echo=True),
-                    ],
-                }
-            ]
-        }
-        with start_data_plane(tmp_path_factory.mktemp("dp"), declarative=config) as dp:
-            with httpx.Client(base_url=dp.proxy_url, timeout=deadline(10)) as http:
-                yield http
+    routes = [
+        _route("default"),
+        _route("teapot", status_code=418),
+        _route("closed", status_code=403, message="closed"),
+        _route(
+            "page",
+            status_code=200,
+            body="<h1>bye</h1>",
+            content_type="text/html",
+        ),
+        _route("triggered", trigger="X-Stop"),
+        _route("echo", status_code=202, echo=True),
+    ]
+    with proxy_to_echo(tmp_path_factory.mktemp("proxy"), routes) as http:
+        yield http
 
 
 def test_the_default_is_503_service_unavailable(client: httpx.Client) -> None:

@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import deadline
-from tests.support.dataplane import start_data_plane, start_echo
+from tests.support.dataplane import proxy_to_echo
 
 
 def _route(name: str, **config: Any) -> dict[str, Any]:
@@ -22,36 +21,26 @@ def _route(name: str, **config: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as echo:
-        config = {
-            "services": [
-                {
-                    "name": "echo",
-                    "url": echo.url,
-                    "routes": [
-                        _route(
-                            "headers",
-                            remove={"headers": ["X-Drop"]},
-                            rename={"headers": ["X-Old:X-Renamed"]},
-                            replace={"headers": ["X-Swap:new", "X-Missing:no"]},
-                            add={"headers": ["X-Added:yes", "X-Kept:ignored"]},
-                            append={"headers": ["X-More:two"]},
-                        ),
-                        _route(
-                            "query",
-                            remove={"querystring": ["drop"]},
-                            rename={"querystring": ["old:renamed"]},
-                            replace={"querystring": ["swap:new value"]},
-                            add={"querystring": ["added:yes", "kept:ignored"]},
-                            append={"querystring": ["more:two"]},
-                        ),
-                    ],
-                }
-            ]
-        }
-        with start_data_plane(tmp_path_factory.mktemp("dp"), declarative=config) as dp:
-            with httpx.Client(base_url=dp.proxy_url, timeout=deadline(10)) as http:
-                yield http
+    routes = [
+        _route(
+            "headers",
+            remove={"headers": ["X-Drop"]},
+            rename={"headers": ["X-Old:X-Renamed"]},
+            replace={"headers": ["X-Swap:new", "X-Missing:no"]},
+            add={"headers": ["X-Added:yes", "X-Kept:ignored"]},
+            append={"headers": ["X-More:two"]},
+        ),
+        _route(
+            "query",
+            remove={"querystring": ["drop"]},
+            rename={"querystring": ["old:renamed"]},
+            replace={"querystring": ["swap:new value"]},
+            add={"querystring": ["added:yes", "kept:ignored"]},
+            append={"querystring": ["more:two"]},
+        ),
+    ]
+    with proxy_to_echo(tmp_path_factory.mktemp("proxy"), routes) as http:
+        yield http
 
 
 def test_headers_change_in_kongs_order(client: httpx.Client) -> None:

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import deadline
-from tests.support.dataplane import start_data_plane, start_echo
+from tests.support.dataplane import proxy_to_echo
 
 
 def _route(name: str, *more: dict[str, Any], **config: Any) -> dict[str, Any]:
@@ -26,42 +25,32 @@ def _route(name: str, *more: dict[str, Any], **config: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as echo:
-        config = {
-            "services": [
-                {
-                    "name": "echo",
-                    "url": echo.url,
-                    "routes": [
-                        _route(
-                            "fixed",
-                            remove={"headers": ["Content-Type"]},
-                            append={"headers": ["X-A:1", "X-A:2", "X-B:b:c"]},
-                        ),
-                        _route(
-                            "present",
-                            rename={"headers": ["Content-Type:X-Type"]},
-                            replace={"headers": ["X-Absent:no"]},
-                            add={"headers": ["X-New:yes"]},
-                        ),
-                        _route(
-                            "replace",
-                            replace={"headers": ["Content-Type:text/plain"]},
-                            add={"headers": ["Content-Type:ignored"]},
-                        ),
-                        _route(
-                            "locked",
-                            {"name": "key-auth"},
-                            add={"headers": ["X-Seen:1"]},
-                            remove={"headers": ["Content-Type"]},
-                        ),
-                    ],
-                }
-            ]
-        }
-        with start_data_plane(tmp_path_factory.mktemp("dp"), declarative=config) as dp:
-            with httpx.Client(base_url=dp.proxy_url, timeout=deadline(10)) as http:
-                yield http
+    routes = [
+        _route(
+            "fixed",
+            remove={"headers": ["Content-Type"]},
+            append={"headers": ["X-A:1", "X-A:2", "X-B:b:c"]},
+        ),
+        _route(
+            "present",
+            rename={"headers": ["Content-Type:X-Type"]},
+            replace={"headers": ["X-Absent:no"]},
+            add={"headers": ["X-New:yes"]},
+        ),
+        _route(
+            "replace",
+            replace={"headers": ["Content-Type:text/plain"]},
+            add={"headers": ["Content-Type:ignored"]},
+        ),
+        _route(
+            "locked",
+            {"name": "key-auth"},
+            add={"headers": ["X-Seen:1"]},
+            remove={"headers": ["Content-Type"]},
+        ),
+    ]
+    with proxy_to_echo(tmp_path_factory.mktemp("proxy"), routes) as http:
+        yield http
 
 
 def test_remove_drops_and_append_adds_lines(client: httpx.Client) -> None:
