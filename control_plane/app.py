@@ -135,7 +135,7 @@ def publisher(hub: SnapshotHub) -> Any:
     def publish(commit: Commit) -> None:
         """Publish new snapshots and follow each composite's conflict state."""
         for snapshot in commit.snapshots:
-            hub.publish(snapshot)
+            hub.publish(snapshot, commit.changes.get(snapshot.group_id))
         for group_id, held in commit.holds:
             hub.hold(group_id, held)
         for group_id in commit.forgotten:

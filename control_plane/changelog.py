@@ -46,8 +46,14 @@ class ChangeLog:
         self._changes: dict[str, deque[Change]] = {}
         self._sizes: dict[str, int] = {}
 
-    def record(self, previous: Snapshot, current: Snapshot) -> None:
-        """Note the change from `previous` to `current`, of the same group."""
+    def record(
+        self, previous: Snapshot, current: Snapshot, known: Change | None = None
+    ) -> None:
+        """Note the change from `previous` to `current`, of the same group.
+
+        `known` is that change when the caller has it already; otherwise (or
+        if it joins other versions) the two configs are compared.
+        """
         assert previous.group_id == current.group_id, "a change within one group"
         group_id = current.group_id
         changes = self._changes.setdefault(group_id, deque())
@@ -58,13 +64,20 @@ class ChangeLog:
             # The chain is broken: no delta may span the gap.
             self.forget(group_id)
             changes = self._changes.setdefault(group_id, deque())
-        change = Change(
-            previous.version,
-            previous.hash,
-            current.version,
-            current.hash,
-            diff(previous.config, current.config),
-        )
+        if known is None or (
+            known.base_version,
+            known.base_hash,
+            known.version,
+            known.hash,
+        ) != (previous.version, previous.hash, current.version, current.hash):
+            known = Change(
+                previous.version,
+                previous.hash,
+                current.version,
+                current.hash,
+                diff(previous.config, current.config),
+            )
+        change = known
         changes.append(change)
         size = self._sizes.get(group_id, 0) + change.delta.size
         while changes and (

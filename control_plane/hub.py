@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from control_plane.changelog import ChangeLog
+from control_plane.changelog import Change, ChangeLog
 from shared.delta import Delta
 from shared.snapshot import Snapshot
 
@@ -30,13 +30,17 @@ class SnapshotHub:
         self._changed: dict[str, asyncio.Event] = {}
         self._published_at: dict[str, float] = {}
 
-    def publish(self, snapshot: Snapshot) -> None:
-        """Make `snapshot` the one served to the group's data plane nodes."""
+    def publish(self, snapshot: Snapshot, change: Change | None = None) -> None:
+        """Make `snapshot` the one served to the group's data plane nodes.
+
+        `change`, when given, is the delta from the group's previous snapshot
+        to this one, so that the change log need not compute it.
+        """
         known = self._current.get(snapshot.group_id)
         if known is not None and known.version >= snapshot.version:
             return
         if known is not None:
-            self._changes.record(known, snapshot)
+            self._changes.record(known, snapshot, change)
         self._current[snapshot.group_id] = snapshot
         self._published_at[snapshot.group_id] = time.time()
         self._wake(snapshot.group_id)

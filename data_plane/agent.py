@@ -41,7 +41,7 @@ from websockets.frames import CloseCode
 from data_plane.plugins.registry import FACTORIES
 from data_plane.settings import Settings
 from shared import __version__ as PORTICO_VERSION
-from shared.delta import apply_delta, entity_count
+from shared.delta import apply_delta, digest_after, entity_count
 from shared.errors import PorticoError, ProtocolError, ValidationError
 from shared.messages import (
     DELTA,
@@ -55,7 +55,7 @@ from shared.messages import (
     Telemetry,
     decode,
 )
-from shared.snapshot import Snapshot, config_hash
+from shared.snapshot import Snapshot, make_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -426,12 +426,20 @@ class SyncAgent:
             return self._resync(message, reason)
 
         def patch() -> Snapshot:
-            config = apply_delta(current.config, message.to_delta())
-            if config_hash(config) != message.hash:
+            delta = message.to_delta()
+            config = apply_delta(current.config, delta)
+            if current.digest is None:
+                snapshot = make_snapshot(message.group_id, message.version, config)
+            else:
+                digest = digest_after(current.digest, current.config, delta)
+                snapshot = make_snapshot(
+                    message.group_id, message.version, config, digest
+                )
+            if snapshot.hash != message.hash:
                 raise ProtocolError(
                     "the config after the delta does not match its hash"
                 )
-            return Snapshot(message.group_id, message.version, message.hash, config)
+            return snapshot
 
         try:
             if entity_count(current.config) > _THREAD_ENTITIES:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import yaml
 from shared.credentials import is_password_hash
 from shared.errors import InvalidParameter, ValidationError
 from shared.schema import ENTITIES, Resolver, validate_entity
-from shared.snapshot import ENTITY_KEYS, Snapshot, build_config, config_hash
+from shared.snapshot import ENTITY_KEYS, Snapshot, build_config, make_snapshot
 
 GROUP_ID = "declarative"
 
@@ -146,13 +147,13 @@ class DeclarativeLoader:
                 self._validate(key, raw, position, mtime, resolve)
                 for position, raw in enumerate(flat[key])
             ]
-        config = build_config(entities)
-        digest = config_hash(config)
-        if digest != self._last_hash:
+        snapshot = make_snapshot(GROUP_ID, self._version, build_config(entities))
+        if snapshot.hash != self._last_hash:
             # Only a change makes a new version: an unchanged file reloads as is.
             self._version += 1
-            self._last_hash = digest
-        return Snapshot(GROUP_ID, self._version, digest, config)
+            self._last_hash = snapshot.hash
+            snapshot = replace(snapshot, version=self._version)
+        return snapshot
 
     def _validate(
         self,

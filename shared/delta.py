@@ -12,11 +12,14 @@ the config the control plane built, and the node can check that it does.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
-from shared.snapshot import Config
+import orjson
+
+from shared.snapshot import Config, ConfigDigest, is_entity_list
 
 Entity = Mapping[str, Any]
 
@@ -43,28 +46,16 @@ class Delta:
         )
 
 
-def _is_entity_list(value: object) -> TypeGuard[list[Entity]]:
-    # Configs come from build_config or merge_members, whose lists hold
-    # entities only: looking at the first one tells a list of entities from
-    # a plain value, without a pass over every entity.
-    if not isinstance(value, list):
-        return False
-    if not value:
-        return True
-    first = value[0]
-    return isinstance(first, Mapping) and isinstance(first.get("id"), str)
-
-
 def split(config: Config) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Return the entity list names of a config and its other fields."""
-    lists = tuple(sorted(k for k, v in config.items() if _is_entity_list(v)))
+    lists = tuple(sorted(k for k, v in config.items() if is_entity_list(v)))
     fields = {k: v for k, v in config.items() if k not in lists}
     return lists, fields
 
 
 def entity_count(config: Config) -> int:
     """Return how many entities a config holds."""
-    return sum(len(v) for v in config.values() if _is_entity_list(v))
+    return sum(len(v) for v in config.values() if is_entity_list(v))
 
 
 def diff(old: Config, new: Config) -> Delta:
@@ -75,7 +66,7 @@ def diff(old: Config, new: Config) -> Delta:
     for key in lists:
         before_list = old.get(key)
         before = (
-            {e["id"]: e for e in before_list} if _is_entity_list(before_list) else {}
+            {e["id"]: e for e in before_list} if is_entity_list(before_list) else {}
         )
         after = new[key]
         # Unchanged entities are usually the very same objects: the control
@@ -133,7 +124,7 @@ def apply_delta(config: Config, delta: Delta) -> dict[str, Any]:
     result: dict[str, Any] = dict(delta.fields)
     for key in delta.lists:
         current = config.get(key)
-        entities = list(current) if _is_entity_list(current) else []
+        entities = list(current) if is_entity_list(current) else []
         upserts = delta.upserts.get(key, ())
         deletes = delta.deletes.get(key, ())
         if upserts or deletes:
@@ -145,3 +136,40 @@ def apply_delta(config: Config, delta: Delta) -> dict[str, Any]:
             entities = sorted(by_id.values(), key=lambda e: str(e["id"]))
         result[key] = entities
     return result
+
+
+def _by_id(entity: Entity) -> str:
+    return str(entity["id"])
+
+
+def find(entities: Sequence[Entity], entity_id: str) -> Entity | None:
+    """Return the entity with `entity_id` from a list sorted by id, if any."""
+    index = bisect_left(entities, entity_id, key=_by_id)
+    if index < len(entities) and entities[index]["id"] == entity_id:
+        return entities[index]
+    return None
+
+
+def digest_after(digest: ConfigDigest, config: Config, delta: Delta) -> ConfigDigest:
+    """Return the digest of what `delta` makes of `config`, whose digest is given.
+
+    It costs in proportion to the delta: the entities it replaces or removes
+    are found in `config`'s sorted lists by bisection.
+    """
+    fields = orjson.dumps(dict(delta.fields), option=orjson.OPT_SORT_KEYS)
+    if fields != digest.fields or set(delta.lists) != set(digest.sums):
+        return ConfigDigest.of(apply_delta(config, delta))
+    for key in delta.lists:
+        upserts = delta.upserts.get(key, ())
+        deletes = delta.deletes.get(key, ())
+        if not upserts and not deletes:
+            continue
+        current = config.get(key)
+        entities: Sequence[Entity] = current if is_entity_list(current) else ()
+        removed = [
+            old
+            for entity_id in [*deletes, *(e["id"] for e in upserts)]
+            if (old := find(entities, entity_id)) is not None
+        ]
+        digest = digest.replaced(key, removed, upserts)
+    return digest

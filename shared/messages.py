@@ -38,7 +38,7 @@ import orjson
 
 from shared.delta import Delta
 from shared.errors import ProtocolError
-from shared.snapshot import Snapshot, config_hash
+from shared.snapshot import Snapshot, make_snapshot
 
 PROTOCOL_VERSION = 1
 # The capability a node names in its hello to be sent deltas.
@@ -280,9 +280,10 @@ class ConfigMessage:
     def to_snapshot(self) -> Snapshot:
         """Inflate the payload and return the snapshot, its hash verified."""
         config = _inflate(self.TYPE, self.payload, self.size)
-        if config_hash(config) != self.hash:
+        snapshot = make_snapshot(self.group_id, self.version, config)
+        if snapshot.hash != self.hash:
             raise _fail(self.TYPE, "payload does not match its hash")
-        return Snapshot(self.group_id, self.version, self.hash, config)
+        return snapshot
 
 
 def _inflate(type_name: str, payload: bytes, size: int) -> dict[str, Any]:

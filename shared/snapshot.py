@@ -5,6 +5,15 @@ runtime group and hands the same object to every node of the group. Its hash
 depends on the entities only, never on the version, so two groups (or two
 versions) with the same entities have the same hash.
 
+The hash is built so that a change costs in proportion to its size, not to the
+config's: each entity is hashed alone (xxh3-128 of its canonical JSON), the
+digests of one entity list are added modulo 2**128, and the final hash covers
+the plain fields and those per-list sums (:class:`ConfigDigest`). Replacing
+one entity then means subtracting one digest and adding another, and the
+digest of a composite group is the sum of its members'. The hash detects
+changes and transfer faults between the planes; it is not a signature (the
+connection's pinned certificates authenticate the control plane).
+
 A composite runtime group has no entities of its own; its config is the merge
 of its members' configs. :func:`merge_members` refuses a merge in which two
 members would clash (same id, same unique name, or the same global plugin) and
@@ -13,12 +22,12 @@ reports every offending entity instead.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 import orjson
+import xxhash
 
 Config = Mapping[str, Any]
 
@@ -74,14 +83,86 @@ _DISPLAY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+_MODULUS = 1 << 128
+
+
+def is_entity_list(value: object) -> TypeGuard[list[Mapping[str, Any]]]:
+    """Tell a config's list of entities from its plain values.
+
+    Configs come from :func:`build_config` or :func:`merge_members`, whose
+    lists hold entities only: looking at the first item is enough, without a
+    pass over every entity.
+    """
+    if not isinstance(value, list):
+        return False
+    if not value:
+        return True
+    first = value[0]
+    return isinstance(first, Mapping) and isinstance(first.get("id"), str)
+
+
+def entity_digest(entity: Mapping[str, Any]) -> int:
+    """Return the 128-bit digest of one entity (its keys sorted)."""
+    return xxhash.xxh3_128_intdigest(orjson.dumps(entity, option=orjson.OPT_SORT_KEYS))
+
+
+@dataclass(frozen=True)
+class ConfigDigest:
+    """The parts a config's hash is made of, kept so it can be updated.
+
+    `fields` is the canonical JSON of the config's plain values; `sums` holds,
+    per entity list, the sum of its entities' digests modulo 2**128.
+    """
+
+    fields: bytes
+    sums: Mapping[str, int]
+
+    @classmethod
+    def of(cls, config: Config) -> ConfigDigest:
+        """Return the digest of a whole config."""
+        sums: dict[str, int] = {}
+        plain: dict[str, Any] = {}
+        for key, value in config.items():
+            if is_entity_list(value):
+                sums[key] = sum(map(entity_digest, value)) % _MODULUS
+            else:
+                plain[key] = value
+        return cls(orjson.dumps(plain, option=orjson.OPT_SORT_KEYS), sums)
+
+    def hexdigest(self) -> str:
+        """Return the config's hash: 32 lowercase hex characters."""
+        hasher = xxhash.xxh3_128(self.fields)
+        for key in sorted(self.sums):
+            hasher.update(b"\0" + key.encode() + b"\0")
+            hasher.update(self.sums[key].to_bytes(16, "big"))
+        return hasher.hexdigest()
+
+    def replaced(
+        self,
+        key: str,
+        removed: Iterable[Mapping[str, Any]],
+        added: Iterable[Mapping[str, Any]],
+    ) -> ConfigDigest:
+        """Return the digest once `removed` left the list `key` and `added` joined."""
+        total = self.sums.get(key, 0)
+        total -= sum(map(entity_digest, removed))
+        total += sum(map(entity_digest, added))
+        return ConfigDigest(self.fields, {**self.sums, key: total % _MODULUS})
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """Hold one version of a runtime group's config, as its nodes run it."""
+    """Hold one version of a runtime group's config, as its nodes run it.
+
+    `digest`, when known, is what `hash` was computed from; the next version
+    of the group can then be hashed from it without a pass over the config.
+    """
 
     group_id: str
     version: int
     hash: str
     config: Config
+    digest: ConfigDigest | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -164,21 +245,49 @@ def build_config(entities: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[st
 def config_hash(config: Config) -> str:
     """Return the canonical hash of a config: 32 lowercase hex characters.
 
-    The hash covers the entities only (keys sorted, lists as given, which
-    :func:`build_config` and :func:`merge_members` sort by id).
+    It depends on the entities and plain values only, not on the order of
+    keys or of the entities in a list.
     """
-    data = orjson.dumps(config, option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return ConfigDigest.of(config).hexdigest()
 
 
-def make_snapshot(group_id: str, version: int, config: Config) -> Snapshot:
-    """Return the snapshot of `config` as version `version` of a group."""
-    return Snapshot(group_id, version, config_hash(config), config)
+def make_snapshot(
+    group_id: str, version: int, config: Config, digest: ConfigDigest | None = None
+) -> Snapshot:
+    """Return the snapshot of `config` as version `version` of a group.
+
+    `digest`, when given, must be the config's (:meth:`ConfigDigest.of`).
+    """
+    if digest is None:
+        digest = ConfigDigest.of(config)
+    return Snapshot(group_id, version, digest.hexdigest(), config, digest)
+
+
+def merge_digests(digests: Sequence[ConfigDigest | None]) -> ConfigDigest | None:
+    """Return the digest of the merge of configs with these digests.
+
+    None when a digest is missing or the configs are not shaped as
+    :func:`build_config` makes them; the merge is then hashed whole.
+    """
+    fields = orjson.dumps(
+        {"_format_version": FORMAT_VERSION}, option=orjson.OPT_SORT_KEYS
+    )
+    sums = dict.fromkeys(ENTITY_KEYS, 0)
+    for digest in digests:
+        if (
+            digest is None
+            or digest.fields != fields
+            or not digest.sums.keys() <= sums.keys()
+        ):
+            return None
+        for key, total in digest.sums.items():
+            sums[key] += total
+    return ConfigDigest(fields, {key: total % _MODULUS for key, total in sums.items()})
 
 
 def _display_name(key: str, entity: Mapping[str, Any]) -> str | None:
-    for field in _DISPLAY_FIELDS[key]:
-        value = entity.get(field)
+    for name in _DISPLAY_FIELDS[key]:
+        value = entity.get(name)
         if value is not None:
             return str(value)
     return None
@@ -215,16 +324,16 @@ def _clashes(
     if key == "plugins":
         indexes.append("@global")
 
-    for field in indexes:
+    for name in indexes:
         seen: dict[Any, list[tuple[str, Mapping[str, Any]]]] = {}
         for cluster_id, config in members:
             for entity in config.get(key, ()):
-                if field == "@global":
+                if name == "@global":
                     if not _is_global(entity):
                         continue
                     value: Any = entity.get("name")
                 else:
-                    value = entity.get(field)
+                    value = entity.get(name)
                 if value is None:
                     continue
                 seen.setdefault(value, []).append((cluster_id, entity))

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from control_plane.changelog import Change
 from control_plane.group_state import GroupState
 from shared.snapshot import Conflict, Snapshot
 
@@ -31,6 +32,9 @@ class Commit:
     snapshots: tuple[Snapshot, ...] = ()
     holds: tuple[tuple[str, bool], ...] = ()
     forgotten: tuple[str, ...] = ()
+    # Per group, the change from its previous snapshot when the store knows
+    # it from the edit itself; the change log diffs the others.
+    changes: dict[str, Change] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

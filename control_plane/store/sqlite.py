@@ -32,7 +32,7 @@ from control_plane.problems import Problem, not_found
 from control_plane.store.base import Commit, CompositeStatus, EditResult, Plan, Store
 from control_plane.store.sqlite_records import SqliteRecords
 from control_plane.store.sqlite_worker import dumps as _dumps
-from shared.snapshot import Snapshot, config_hash
+from shared.snapshot import Snapshot, make_snapshot
 
 T = TypeVar("T")
 
@@ -98,9 +98,7 @@ class SqliteStore(SqliteRecords, Store):
         plan = self._cache.plan_composite(group_id, version, self.members(group_id))
         if saved is not None and saved["state"] == CONFLICT and saved["held_config"]:
             config = orjson.loads(saved["held_config"])
-            plan.snapshots[group_id] = Snapshot(
-                group_id, version, config_hash(config), config
-            )
+            plan.snapshots[group_id] = make_snapshot(group_id, version, config)
         self._cache.install(plan)
 
     async def current_snapshots(self) -> list[tuple[Snapshot, bool]]:
@@ -379,8 +377,15 @@ class SqliteStore(SqliteRecords, Store):
             c: (self._groups[c]["config_version"] + n, self.members(c))
             for c, n in composite_counts.items()
         }
+        changed: dict[str, dict[str, set[str]]] = {}
+        for group_id, result in changes:
+            touched = changed.setdefault(group_id, {})
+            for type_name, entity_id in result.deletes:
+                touched.setdefault(type_name, set()).add(entity_id)
+            for type_name, entity in result.upserts:
+                touched.setdefault(type_name, set()).add(entity["id"])
         plan = self._cache.plan_groups(
-            {g: (states[g], versions[g]) for g in states}, composites
+            {g: (states[g], versions[g]) for g in states}, composites, changed
         )
         with self.db.conn:
             for group_id, result in changes:

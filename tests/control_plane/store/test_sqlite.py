@@ -21,7 +21,9 @@ from control_plane.problems import Problem
 from control_plane.store.base import Commit, EditResult, Plan
 from control_plane.store.sqlite import SqliteStore
 from control_plane.store.sqlite_worker import MIGRATIONS
+from shared.delta import apply_delta
 from shared.schema import validate_entity
+from shared.snapshot import config_hash
 from tests.conftest import deadline
 
 
@@ -105,6 +107,33 @@ async def test_commits_reach_the_callback_in_order(store: SqliteStore) -> None:
         s.version for c in seen for s in c.snapshots if s.group_id == group["id"]
     ]
     assert versions == sorted(versions) and versions[-1] == 21
+
+
+async def test_commits_carry_the_delta_of_each_edit(store: SqliteStore) -> None:
+    one = await store.create_group(group_row("one"))
+    two = await store.create_group(group_row("two"))
+    composite = await store.create_group(group_row("c", "composite"))
+    await store.change_members(composite["id"], "add", [one["id"], two["id"]])
+    await add_service(store, two["id"], "other")
+    before = {g: await store.expected_snapshot(g) for g in (one["id"], composite["id"])}
+    seen: list[Commit] = []
+    store.on_commit = seen.append
+    await asyncio.gather(*(add_service(store, one["id"], f"s{i}") for i in range(5)))
+    await asyncio.sleep(0)
+
+    for group_id, previous in before.items():
+        assert previous is not None
+        for commit in seen:
+            change = commit.changes[group_id]
+            current = next(s for s in commit.snapshots if s.group_id == group_id)
+            assert (change.base_version, change.base_hash) == (
+                previous.version,
+                previous.hash,
+            )
+            assert (change.version, change.hash) == (current.version, current.hash)
+            assert apply_delta(previous.config, change.delta) == current.config
+            assert config_hash(current.config) == current.hash
+            previous = current
 
 
 async def test_concurrent_duplicate_names_leave_one_winner(store: SqliteStore) -> None:
