@@ -192,8 +192,6 @@ def plan_upsert(
     entity = validate_entity(type_name, data, now=now, resolve=resolver(state))
     if existing is not None:
         entity["created_at"] = existing["created_at"]
-        if type_name == "basicauth_credentials" and "password" not in body:
-            entity["password"] = existing["password"]
     _check_unique(state, type_name, entity)
     return EditResult(entity, upserts=[(type_name, entity)]), existing is None
 
