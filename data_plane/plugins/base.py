@@ -90,6 +90,14 @@ class HeaderRewrite:
             return self
         if not self.names and not self.lines:
             return other
+        if other.names.isdisjoint([name for name, _ in self.lines]):
+            # The common case (plugins setting different headers): no line
+            # of this rewrite is replaced, so the blocks simply follow.
+            return HeaderRewrite(
+                self.lines + other.lines,
+                self.names | other.names,
+                self.block + other.block,
+            )
         lines = tuple(x for x in self.lines if x[0] not in other.names) + other.lines
         return HeaderRewrite(
             lines, self.names | other.names, b"".join(x for _, x in lines)

@@ -79,6 +79,8 @@ class Cors:
             else:
                 self._exact.add(normalize_origin(entry))
         self._verdicts: dict[str, bool] = {}
+        # The response headers depend on the origin only: encoded once each.
+        self._rewrites: dict[str, HeaderRewrite] = {}
         self._credentials = bool(config.get("credentials"))
         self._continue = bool(config.get("preflight_continue"))
         self._private_network = bool(config.get("private_network"))
@@ -132,6 +134,16 @@ class Cors:
         if _preflight(ctx):
             return None  # answered here with its headers, or left upstream
         origin = ctx.headers.get("origin", "")
+        rewrite = self._rewrites.get(origin)
+        if rewrite is None:
+            rewrite = self._rewrite(origin)
+            if len(self._rewrites) >= _CACHED:
+                self._rewrites.clear()
+            self._rewrites[origin] = rewrite
+        return rewrite
+
+    def _rewrite(self, origin: str) -> HeaderRewrite:
+        """Return the response headers for a request from `origin`."""
         if self._allow_all:
             rewrite = _ANY_ORIGIN
             if self._credentials and origin:

@@ -63,7 +63,9 @@ _SWEEP_EVERY = 60.0  # seconds between sweeps of the ended local windows
 _WARN_EVERY = 10.0  # seconds between warnings about an unreachable Redis
 
 # (route id, service id, identifier, period) -> [window start, count]
-_COUNTERS: dict[tuple[str, str, str, str], list[int]] = {}
+_Key = tuple[str, str, str, str]
+_COUNTERS: dict[_Key, list[int]] = {}
+_CACHED_KEYS = 10_000  # identifiers whose counter keys a plugin keeps
 _next_sweep = 0.0
 _last_warning = 0.0
 _CLIENTS: dict[tuple[Any, ...], aioredis.Redis] = {}
@@ -80,7 +82,12 @@ def _month_and_year(day: int) -> tuple[int, int]:
 
 def window_starts(now: float) -> dict[str, int]:
     """Return the start of each period's window at `now`, in UTC seconds."""
-    second = int(now)
+    return _starts(int(now))
+
+
+@lru_cache(maxsize=4)
+def _starts(second: int) -> dict[str, int]:
+    # Every request of one second shares the answer; callers must not change it.
     day = second - second % 86400
     month, year = _month_and_year(day)
     return {
@@ -126,6 +133,23 @@ class RateLimiting:
         self._limits = tuple(
             (period, int(config[period])) for period in PERIODS if config.get(period)
         )
+        # The counting headers, encoded once but for their numbers.
+        self._lines = tuple(
+            (
+                (
+                    f"x-ratelimit-limit-{period}".encode(),
+                    f"X-RateLimit-Limit-{period.capitalize()}: {limit}\r\n".encode(),
+                ),
+                f"x-ratelimit-remaining-{period}".encode(),
+                f"X-RateLimit-Remaining-{period.capitalize()}: ".encode(),
+            )
+            for period, limit in self._limits
+        )
+        names = [b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"]
+        for (limit_name, _), remaining_name, _ in self._lines:
+            names += (limit_name, remaining_name)
+        self._names = frozenset(names)
+        self._keys: dict[str, tuple[tuple[_Key, str], ...]] = {}
         self._limit_by = str(config.get("limit_by") or "consumer")
         self._header = str(config.get("header_name") or "").lower()
         self._path = config.get("path")
@@ -168,20 +192,32 @@ class RateLimiting:
         if now >= _next_sweep:
             _sweep(now)
         starts = window_starts(now)
+        keys = self._keys.get(identifier)
+        if keys is None:
+            keys = self._keys_of(identifier)
         entries = []
-        usage = []
-        for period, _ in self._limits:
-            key = (self._route, self._service, identifier, period)
+        for key, period in keys:
+            start = starts[period]
             entry = _COUNTERS.get(key)
-            if entry is None or entry[0] != starts[period]:
-                entry = _COUNTERS[key] = [starts[period], 0]
+            if entry is None or entry[0] != start:
+                entry = _COUNTERS[key] = [start, 0]
             entries.append(entry)
-            usage.append(entry[1])
-        answer = self._decide(ctx, usage, now, starts)
+        answer = self._decide(ctx, [entry[1] for entry in entries], now, starts)
         if answer is None:
             for entry in entries:
                 entry[1] += 1
         return answer
+
+    def _keys_of(self, identifier: str) -> tuple[tuple[_Key, str], ...]:
+        """Return the counter keys of one identifier, made once."""
+        keys = tuple(
+            ((self._route, self._service, identifier, period), period)
+            for period, _ in self._limits
+        )
+        if len(self._keys) >= _CACHED_KEYS:
+            self._keys.clear()
+        self._keys[identifier] = keys
+        return keys
 
     def header_filter(
         self, ctx: RequestContext, status: int, headers: list[bytes]
@@ -220,14 +256,16 @@ class RateLimiting:
         if self._hide:
             return self._error if stop is not None else None
 
-        headers: list[tuple[str, str]] = []
+        remainders = []
         best: tuple[int, int, int] | None = None  # remaining, window, limit
         reset = 1
         for (period, limit), used in zip(self._limits, usage, strict=True):
             remaining = limit - used
             if stop is None or stop == period:
                 remaining -= 1
-            remaining = max(0, remaining)
+            if remaining < 0:
+                remaining = 0
+            remainders.append(remaining)
             window = WINDOWS[period]
             if (
                 best is None
@@ -236,21 +274,40 @@ class RateLimiting:
             ):
                 best = (remaining, window, limit)
                 reset = max(1, window - math.floor(now - starts[period]))
+        assert best is not None, "a rate-limiting plugin without limits"
+        if stop is None:
+            ctx.rewrite_downstream(self._counted(remainders, best, reset))
+            return None
+        headers: list[tuple[str, str]] = []
+        for (period, limit), remaining in zip(self._limits, remainders, strict=True):
             title = period.capitalize()
             headers.append((f"X-RateLimit-Limit-{title}", str(limit)))
             headers.append((f"X-RateLimit-Remaining-{title}", str(remaining)))
-        assert best is not None, "a rate-limiting plugin without limits"
         headers += (
             ("RateLimit-Limit", str(best[2])),
             ("RateLimit-Remaining", str(best[0])),
             ("RateLimit-Reset", str(reset)),
+            ("Retry-After", str(reset)),
         )
-        if stop is not None:
-            headers.append(("Retry-After", str(reset)))
-            error = self._error
-            return LocalResponse(error.status, error.body, tuple(headers))
-        ctx.rewrite_downstream(_counted(headers))
-        return None
+        error = self._error
+        return LocalResponse(error.status, error.body, tuple(headers))
+
+    def _counted(
+        self, remainders: list[int], best: tuple[int, int, int], reset: int
+    ) -> HeaderRewrite:
+        """Return the rewrite setting the counting headers of a passed request."""
+        lines: list[tuple[bytes, bytes]] = []
+        for (limit_line, name, prefix), remaining in zip(
+            self._lines, remainders, strict=True
+        ):
+            lines += (limit_line, (name, b"%s%d\r\n" % (prefix, remaining)))
+        lines += (
+            (b"ratelimit-limit", b"RateLimit-Limit: %d\r\n" % best[2]),
+            (b"ratelimit-remaining", b"RateLimit-Remaining: %d\r\n" % best[0]),
+            (b"ratelimit-reset", b"RateLimit-Reset: %d\r\n" % reset),
+        )
+        block = b"".join([line for _, line in lines])
+        return HeaderRewrite(tuple(lines), self._names, block)
 
     async def _count_in_redis(
         self, ctx: RequestContext, identifier: str, now: float
@@ -296,23 +353,3 @@ def _client(settings: tuple[Any, ...]) -> aioredis.Redis:
             retry=Retry(NoBackoff(), 0),
         )
     return client
-
-
-# Header name -> (lowercase name, "Name: "): the names are few and fixed.
-_PREFIXES: dict[str, tuple[bytes, bytes]] = {}
-
-
-def _counted(headers: list[tuple[str, str]]) -> HeaderRewrite:
-    """Return the rewrite setting the counting headers, on every request.
-
-    The values are decimal numbers, so only the names need encoding, once.
-    """
-    lines = []
-    for name, value in headers:
-        prefix = _PREFIXES.get(name)
-        if prefix is None:
-            prefix = _PREFIXES[name] = (name.lower().encode(), f"{name}: ".encode())
-        lines.append((prefix[0], prefix[1] + value.encode() + b"\r\n"))
-    return HeaderRewrite(
-        tuple(lines), frozenset(n for n, _ in lines), b"".join(x for _, x in lines)
-    )

@@ -666,6 +666,10 @@ class Exchange:
             self._finish()
 
     def _finish(self) -> None:
+        if self.ctx is not None:
+            # The context points back at the exchange: unlinked, both are
+            # freed at once instead of waiting for the cycle collector.
+            self.ctx.request = None
         self.client.finished(self, self.close_after)
 
     def abandon(self) -> None:

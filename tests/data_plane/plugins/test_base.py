@@ -24,6 +24,20 @@ def test_a_later_rewrite_wins_on_a_shared_name() -> None:
     assert combined.names == {b"x-a", b"x-b", b"x-c"}
 
 
+def test_a_later_rewrite_replaces_a_line_that_was_only_added() -> None:
+    added = HeaderRewrite.adding((("Vary", "Origin"),))
+    combined = added.then(HeaderRewrite.of((("Vary", "Accept"),)))
+    assert combined.block == b"Vary: Accept\r\n"
+
+
+def test_rewrites_on_different_names_keep_both_blocks_in_order() -> None:
+    first = HeaderRewrite.of([("X-A", "1"), ("X-B", None)])
+    combined = first.then(HeaderRewrite.of([("X-C", "3")]))
+    assert combined.block == b"X-A: 1\r\nX-C: 3\r\n"
+    assert combined.lines == first.lines + ((b"x-c", b"X-C: 3\r\n"),)
+    assert combined.names == {b"x-a", b"x-b", b"x-c"}
+
+
 def test_line_breaks_in_a_value_cannot_start_another_header() -> None:
     rewrite = HeaderRewrite.of([("X-Consumer-Username", "eve\r\nX-Admin: yes")])
     assert rewrite.block == b"X-Consumer-Username: eve  X-Admin: yes\r\n"
