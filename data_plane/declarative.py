@@ -132,6 +132,10 @@ class DeclarativeLoader:
         # (credential id, clear text) -> stored hash: a reload keeps the salt,
         # so an unchanged file keeps its config hash.
         self._hashed: dict[tuple[str, str], str] = {}
+        # (type, id) -> the entity of the last load. An entity that a reload
+        # leaves as it was is that very object, with its first timestamps:
+        # the compile then sees at a glance what it can keep.
+        self._loaded: dict[tuple[str, str], dict[str, Any]] = {}
 
     def load(self) -> Snapshot:
         """Read the file and return its snapshot; ValidationError if invalid."""
@@ -142,11 +146,15 @@ class DeclarativeLoader:
             mtime = 0
         resolve = _resolver(flat)
         entities: dict[str, list[dict[str, Any]]] = {}
+        loaded: dict[tuple[str, str], dict[str, Any]] = {}
         for key in ENTITY_KEYS:
-            entities[key] = [
-                self._validate(key, raw, position, mtime, resolve)
-                for position, raw in enumerate(flat[key])
-            ]
+            entities[key] = found = []
+            for position, raw in enumerate(flat[key]):
+                entity = self._validate(key, raw, position, mtime, resolve)
+                entity = self._kept(key, raw, entity)
+                loaded[(key, str(entity["id"]))] = entity
+                found.append(entity)
+        self._loaded = loaded
         snapshot = make_snapshot(GROUP_ID, self._version, build_config(entities))
         if snapshot.hash != self._last_hash:
             # Only a change makes a new version: an unchanged file reloads as is.
@@ -154,6 +162,29 @@ class DeclarativeLoader:
             self._last_hash = snapshot.hash
             snapshot = replace(snapshot, version=self._version)
         return snapshot
+
+    def _kept(
+        self, key: str, raw: Mapping[str, Any], entity: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Return the last load's entity when this one is the same.
+
+        Timestamps the file does not give come from its modification time;
+        they do not make an otherwise equal entity a new one, and a changed
+        entity keeps the time it was first loaded as its `created_at`.
+        """
+        before = self._loaded.get((key, str(entity["id"])))
+        if before is None:
+            return entity
+        stamps = {
+            stamp: before.get(stamp)
+            for stamp in ("created_at", "updated_at")
+            if not isinstance(raw.get(stamp), int) and stamp in entity
+        }
+        if before == (entity | stamps if stamps else entity):
+            return before
+        if "created_at" in stamps:
+            entity["created_at"] = stamps["created_at"]  # changed, not created
+        return entity
 
     def _validate(
         self,

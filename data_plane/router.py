@@ -49,6 +49,9 @@ _Headers = tuple[tuple[str, frozenset[str], re.Pattern[str] | None], ...]
 # Routes (or shelves) handled between two yields of a router being built a
 # slice at a time.
 STEP = 16
+# A shelf whose entries changed by more than this is built anew rather than
+# derived from the previous router's.
+DERIVE_LIMIT = 256
 
 
 @dataclass(slots=True)
@@ -160,6 +163,94 @@ class _Shelf(Generic[T]):
         else:
             node.tails[segments[-1]] = [entry]
 
+    def derived(
+        self, removed: Sequence[_Entry[T]], added: Sequence[_Entry[T]]
+    ) -> _Shelf[T]:
+        """Return a sealed copy of this sealed shelf, less `removed`, plus `added`.
+
+        Only the trie nodes and lists on the way to those entries are copied;
+        everything else is shared, and this shelf stays as it was (requests
+        in flight still walk it).
+        """
+        shelf: _Shelf[T] = _Shelf()
+        shelf.trie = self.trie
+        shelf.regexes, shelf.pathless = self.regexes, self.pathless
+        own: set[int] = set()  # ids of the nodes and lists this copy owns
+        lists: list[list[_Entry[T]]] = []  # lists to put in order again
+        nodes: list[_Node[T]] = []  # nodes whose tails changed
+
+        def writable(entries: list[_Entry[T]]) -> list[_Entry[T]]:
+            if id(entries) in own:
+                return entries
+            copy = list(entries)
+            own.add(id(copy))
+            lists.append(copy)
+            return copy
+
+        def node_of(prefix: str) -> tuple[_Node[T], str]:
+            # The node holding `prefix`'s tail, copied along the way.
+            segments = prefix[1:].split("/")
+            if id(shelf.trie) not in own:
+                shelf.trie = _copy_node(shelf.trie)
+                own.add(id(shelf.trie))
+            node = shelf.trie
+            for segment in segments[:-1]:
+                child = node.children.get(segment)
+                if child is None or id(child) not in own:
+                    child = _Node() if child is None else _copy_node(child)
+                    own.add(id(child))
+                    if node.children is _NOTHING:
+                        node.children = {}
+                    node.children[segment] = child
+                node = child
+            if node.tails is _NOTHING:
+                node.tails = {}
+            nodes.append(node)
+            return node, segments[-1]
+
+        for entry in removed:
+            if not entry.prefix:
+                if entry.regex is None:
+                    shelf.pathless = writable(shelf.pathless)
+                    _remove(shelf.pathless, entry)
+                else:
+                    shelf.regexes = writable(shelf.regexes)
+                    _remove(shelf.regexes, entry)
+                continue
+            node, tail = node_of(entry.prefix)
+            entries = node.tails.get(tail)
+            if entries is not None:
+                entries = node.tails[tail] = writable(entries)
+                _remove(entries, entry)
+                if not entries:
+                    del node.tails[tail]
+        for entry in added:
+            if not entry.prefix:
+                if entry.regex is None:
+                    shelf.pathless = writable(shelf.pathless)
+                    shelf.pathless.append(entry)
+                else:
+                    shelf.regexes = writable(shelf.regexes)
+                    shelf.regexes.append(entry)
+                continue
+            node, tail = node_of(entry.prefix)
+            entries = node.tails.get(tail)
+            if entries is None:
+                entries = []
+                own.add(id(entries))
+                lists.append(entries)
+            node.tails[tail] = entries = writable(entries)
+            entries.append(entry)
+        for entries in lists:
+            entries.sort(key=_key)
+        for node in nodes:
+            node.tail_lengths = tuple(sorted({len(t) for t in node.tails}))
+        return shelf
+
+    def is_empty(self) -> bool:
+        """Tell whether nothing at all is filed here."""
+        return not (self.regexes or self.pathless or _holds_entries(self.trie))
+
     def seal(self) -> Iterator[None]:
         """Put every list in Kong's order; yield every few nodes."""
         if len(self.regexes) > 1:
@@ -192,6 +283,35 @@ def _key(entry: _Entry[T]) -> tuple[int | str, ...]:
     return entry.key
 
 
+def _copy_node(node: _Node[T]) -> _Node[T]:
+    """Return a node with the same children and tails, in dicts of its own."""
+    copy: _Node[T] = _Node()
+    if node.children:
+        copy.children = dict(node.children)
+    if node.tails:
+        copy.tails = dict(node.tails)
+    copy.tail_lengths = node.tail_lengths
+    return copy
+
+
+def _remove(entries: list[_Entry[T]], entry: _Entry[T]) -> None:
+    """Remove `entry` itself (not an equal one) from `entries`, if there."""
+    for position, candidate in enumerate(entries):
+        if candidate is entry:
+            del entries[position]
+            return
+
+
+def _holds_entries(node: _Node[T]) -> bool:
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if any(node.tails.values()):
+            return True
+        stack.extend(node.children.values())
+    return False
+
+
 # Where a shelf sits: the dict it is kept in and its host key there.
 _PLAIN, _SUFFIX, _PREFIX, _NO_HOST = 0, 1, 2, 3
 _ShelfKey = tuple[int, str]
@@ -213,8 +333,10 @@ class Router(Generic[T]):
 
     Given the router of the previous config and the ids of the routes whose
     entity and target are the ones it filed (`unchanged`), only the shelves
-    that a changed, new or removed route sits on are built again; the others
-    are shared with the previous router, which stays as it was.
+    that a changed, new or removed route sits on change: each is derived
+    from the previous one, copying just the trie nodes on the way to the
+    entries that left or joined it (built anew when many did); the others
+    are shared. The previous router stays as it was.
     """
 
     def __init__(
@@ -250,9 +372,9 @@ class Router(Generic[T]):
         self._filed: dict[str, _Filing[T]] = {}
         old = previous._filed if previous is not None else {}
 
-        # File every route, reusing the entries of unchanged ones; note the
-        # shelves that will differ from the previous router's.
-        touched: set[_ShelfKey] = set()
+        # File every route, reusing the entries of unchanged ones; note, per
+        # shelf, the entries that leave it and those that join it.
+        changes: dict[_ShelfKey, tuple[list[_Entry[T]], list[_Entry[T]]]] = {}
         for position, (route, target) in enumerate(routes):
             if position % STEP == STEP - 1:
                 yield
@@ -260,55 +382,78 @@ class Router(Generic[T]):
             filing = old.get(route_id) if route_id in unchanged else None
             if filing is None:
                 filing = _file(route, target)
-                touched.update(filing.shelves)
+                for key in filing.shelves:
+                    changes.setdefault(key, ([], []))[1].extend(filing.entries)
                 replaced = old.get(route_id)
                 if replaced is not None:
-                    touched.update(replaced.shelves)
+                    for key in replaced.shelves:
+                        changes.setdefault(key, ([], []))[0].extend(replaced.entries)
             self._filed[route_id] = filing
         for position, (route_id, filing) in enumerate(old.items()):
             if position % STEP == STEP - 1:
                 yield
             if route_id not in self._filed:
-                touched.update(filing.shelves)
+                for key in filing.shelves:
+                    changes.setdefault(key, ([], []))[0].extend(filing.entries)
 
-        # Share the untouched shelves; build the touched ones from scratch.
+        # Share the untouched shelves. A touched shelf is derived from the
+        # previous one when few of its entries changed, built anew otherwise.
         self._plain: dict[str, _Shelf[T]] = {}
         self._suffix: dict[str, _Shelf[T]] = {}  # "*.example.com" under ".example.com"
         self._prefix: dict[str, _Shelf[T]] = {}  # "example.*" under "example."
         self._hostless: _Shelf[T] = _Shelf()
-        rebuild_all = previous is None
-        if previous is not None:
+        by_kind = (self._plain, self._suffix, self._prefix)
+        rebuilt: set[_ShelfKey] = set()
+        if previous is None:
+            rebuilt = {key for filing in self._filed.values() for key in filing.shelves}
+            rebuilt.add(_HOSTLESS)
+        else:
             self._plain.update(previous._plain)
             self._suffix.update(previous._suffix)
             self._prefix.update(previous._prefix)
-            if _HOSTLESS not in touched:
-                self._hostless = previous._hostless
+            self._hostless = previous._hostless
             yield
-        by_kind = (self._plain, self._suffix, self._prefix)
-        for position, (kind, name) in enumerate(touched):
-            if position % STEP == STEP - 1:
-                yield
-            if kind != _NO_HOST:
-                by_kind[kind].pop(name, None)
-        fresh: dict[_ShelfKey, _Shelf[T]] = {}
-        if rebuild_all or _HOSTLESS in touched:
-            fresh[_HOSTLESS] = self._hostless
-        for position, filing in enumerate(self._filed.values()):
-            if position % STEP == STEP - 1:
-                yield
-            for key in filing.shelves:
-                if not rebuild_all and key not in touched:
+            for position, (key, (removed, added)) in enumerate(changes.items()):
+                if position % STEP == STEP - 1:
+                    yield
+                kind, name = key
+                before = (
+                    previous._hostless if kind == _NO_HOST else by_kind[kind].get(name)
+                )
+                if before is None or len(removed) + len(added) > DERIVE_LIMIT:
+                    rebuilt.add(key)
+                    if kind == _NO_HOST:
+                        self._hostless = _Shelf()
+                    else:
+                        by_kind[kind].pop(name, None)
                     continue
-                shelf = fresh.get(key)
-                if shelf is None:
-                    shelf = fresh[key] = _Shelf()
-                    by_kind[key[0]][key[1]] = shelf
-                for entry in filing.entries:
-                    shelf.add(entry)
-        for position, shelf in enumerate(fresh.values()):
-            if position % STEP == STEP - 1:
-                yield
-            yield from shelf.seal()
+                shelf = before.derived(removed, added)
+                if kind == _NO_HOST:
+                    self._hostless = shelf
+                elif added or not shelf.is_empty():
+                    by_kind[kind][name] = shelf
+                else:
+                    del by_kind[kind][name]
+        if rebuilt:
+            fresh: dict[_ShelfKey, _Shelf[T]] = {}
+            if _HOSTLESS in rebuilt:
+                fresh[_HOSTLESS] = self._hostless
+            for position, filing in enumerate(self._filed.values()):
+                if position % STEP == STEP - 1:
+                    yield
+                for key in filing.shelves:
+                    if key not in rebuilt:
+                        continue
+                    building = fresh.get(key)
+                    if building is None:
+                        building = fresh[key] = _Shelf()
+                        by_kind[key[0]][key[1]] = building
+                    for entry in filing.entries:
+                        building.add(entry)
+            for position, shelf in enumerate(fresh.values()):
+                if position % STEP == STEP - 1:
+                    yield
+                yield from shelf.seal()
         self._hostless_only = (self._hostless,)
 
     def parts(self) -> list[object]:

@@ -372,7 +372,7 @@ def compile_steps(
     upstreams: dict[str, tuple[Mapping[str, Any], Upstream]] = {}
     for service in config.get("services") or ():
         old = old_upstreams.get(str(service["id"]))
-        if old is not None and old[0] == service:
+        if old is not None and (old[0] is service or old[0] == service):
             upstreams[str(service["id"])] = old
         else:
             upstreams[str(service["id"])] = (service, _upstream(service))
@@ -397,7 +397,7 @@ def compile_steps(
         if (
             old_route is not None
             and old_route[1] is service
-            and old_route[0] == route
+            and (old_route[0] is route or old_route[0] == route)
             and old_route[2].upstream is upstream
         ):
             part = old_route

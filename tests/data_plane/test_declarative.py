@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,24 @@ def test_a_changed_file_gets_the_next_version(tmp_path: Path) -> None:
     second = loader.load()
     assert second.version == first.version + 1
     assert second.hash != first.hash
+
+
+def test_a_reload_keeps_the_entities_it_did_not_change(tmp_path: Path) -> None:
+    loader = _load(tmp_path, YAML)
+    before = loader.load().config
+    path = tmp_path / "kong.yaml"
+    path.write_text(YAML.replace("paths: [/mock]", "paths: [/other]"))
+    os.utime(path, (before["routes"][0]["created_at"] + 60,) * 2)
+    after = loader.load().config
+    # Same entity, same object and first timestamps, though the file is newer.
+    assert after["services"][0] is before["services"][0]
+    assert after["consumers"][0] is before["consumers"][0]
+    assert after["basicauth_credentials"][0] is before["basicauth_credentials"][0]
+    assert after["routes"][0] is not before["routes"][0]
+    assert after["routes"][0]["paths"] == ["/other"]
+    stamp = before["routes"][0]["created_at"]
+    assert after["routes"][0]["created_at"] == stamp
+    assert after["routes"][0]["updated_at"] == stamp + 60
 
 
 def test_a_json_file_is_read(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -288,3 +289,80 @@ def test_an_updated_router_answers_like_one_built_from_scratch() -> None:
         a = updated.match("GET", host, path, {})
         b = scratch.match("GET", host, path, {})
         assert (a and (a.target, a.matched)) == (b and (b.target, b.matched)), path
+
+
+def _random_route(rng: random.Random, n: int, version: int) -> dict[str, Any]:
+    """Return route `r<n>`: prefixes, regexes, hosts, methods and headers mixed."""
+    depth = rng.randint(1, 3)
+    stem = "/" + "/".join(f"s{rng.randint(0, 4)}" for _ in range(depth))
+    fields: dict[str, Any] = {}
+    kind = rng.randint(0, 5)
+    if kind == 0:
+        fields["paths"] = [stem, stem + "x"]
+    elif kind == 1:
+        fields["paths"] = [f"~{stem}/\\d+$"]
+    elif kind == 2:
+        fields["hosts"] = [rng.choice(["a.test", "*.b.test", "c.*"])]
+    elif kind == 3:
+        fields["paths"] = [stem]
+        fields["methods"] = [rng.choice(["GET", "POST"])]
+    elif kind == 4:
+        fields["paths"] = [stem]
+        fields["headers"] = {"x-v": [str(rng.randint(0, 1))]}
+    else:
+        fields["hosts"] = ["a.test"]
+        fields["paths"] = [stem]
+    return route(f"r{n}", created_at=rng.randint(0, 3), v=version, **fields)
+
+
+def _answers(router: Router[str], requests: list[Any]) -> list[Any]:
+    found = [router.match(m, h, p, hd) for m, h, p, hd in requests]
+    return [f and (f.target, f.matched) for f in found]
+
+
+def test_routers_derived_change_after_change_answer_like_fresh_ones() -> None:
+    rng = random.Random(11)
+    requests = [
+        (
+            rng.choice(["GET", "POST"]),
+            rng.choice(["", "a.test", "x.b.test", "c.org"]),
+            "/"
+            + "/".join(f"s{rng.randint(0, 4)}" for _ in range(rng.randint(1, 4)))
+            + rng.choice(["", "x", "/7", "/z"]),
+            rng.choice([{}, {"x-v": "0"}, {"x-v": "1"}]),
+        )
+        for _ in range(300)
+    ]
+    entities = {n: _random_route(rng, n, 0) for n in range(120)}
+    router: Router[str] = Router([(r, r["id"]) for r in entities.values()])
+    for version in range(1, 40):
+        before = _answers(router, requests)
+        changed: set[str] = set()
+        for _ in range(rng.randint(1, 6)):
+            n = rng.randint(0, 140)
+            if n in entities and rng.random() < 0.3:
+                del entities[n]
+            else:
+                entities[n] = _random_route(rng, n, version)
+            changed.add(f"r{n}")
+        routes = [(r, r["id"]) for r in entities.values()]
+        unchanged = {r["id"] for r, _ in routes} - changed
+        derived: Router[str] = Router(routes, previous=router, unchanged=unchanged)
+        assert _answers(derived, requests) == _answers(Router(routes), requests)
+        assert _answers(router, requests) == before  # the old one is untouched
+        router = derived
+
+
+def test_a_small_change_to_a_large_shelf_copies_only_its_way() -> None:
+    routes = [(route(f"r{i}", paths=[f"/a{i}/b"]), f"r{i}") for i in range(2000)]
+    old: Router[str] = Router(routes)
+    added = (route("new", paths=["/a7/c"]), "new")
+    unchanged = {r["id"] for r, _ in routes}
+    new: Router[str] = Router([*routes, added], previous=old, unchanged=unchanged)
+    assert new._hostless is not old._hostless
+    # The trie node of /a8 is shared; the one of /a7 holds the new tail.
+    assert new._hostless.trie.children["a8"] is old._hostless.trie.children["a8"]
+    assert new._hostless.trie.children["a7"] is not old._hostless.trie.children["a7"]
+    found = new.match("GET", "", "/a7/c", {})
+    assert found is not None and found.target == "new"
+    assert old.match("GET", "", "/a7/c", {}) is None
