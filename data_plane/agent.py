@@ -39,6 +39,7 @@ from websockets.exceptions import (
 from websockets.frames import CloseCode
 
 from data_plane.plugins.registry import FACTORIES
+from data_plane.router import prepare
 from data_plane.settings import Settings
 from shared import __version__ as PORTICO_VERSION
 from shared.delta import apply_delta, digest_after, entity_count
@@ -385,7 +386,7 @@ class SyncAgent:
         else:
             try:
                 if len(message.payload) > _THREAD_PAYLOAD:
-                    snapshot = await asyncio.to_thread(message.to_snapshot)
+                    snapshot = await asyncio.to_thread(_decoded, message)
                 else:
                     snapshot = message.to_snapshot()
             except ProtocolError as exc:
@@ -439,6 +440,7 @@ class SyncAgent:
                 raise ProtocolError(
                     "the config after the delta does not match its hash"
                 )
+            prepare(delta.upserts.get("routes") or ())
             return snapshot
 
         try:
@@ -512,3 +514,10 @@ class _Latest:
         assert message is not None, "the event is set only with a message"
         self._message = None
         return message
+
+
+def _decoded(message: ConfigMessage) -> Snapshot:
+    """Decode a large config off the event loop, its regex paths compiled."""
+    snapshot = message.to_snapshot()
+    prepare(snapshot.config.get("routes") or ())
+    return snapshot

@@ -29,6 +29,7 @@ from data_plane.agent import SyncAgent, client_ssl_context, group_of_endpoint
 from data_plane.cache import ConfigCache
 from data_plane.declarative import DeclarativeLoader
 from data_plane.proxy.server import ProxyServer
+from data_plane.router import prepare
 from data_plane.runtime.switch import Switch, aside
 from data_plane.settings import Address, Settings
 from data_plane.status import StatusServer, served_config
@@ -315,8 +316,9 @@ class Node:
         """Reload the declarative file; keep serving the old config if bad."""
         assert self._loader is not None, "reload without a declarative file"
         try:
-            # Reading and checking a large file takes a while: off the loop.
-            snapshot = await aside(self._loader.load)
+            # Reading and checking a large file takes a while: off the loop,
+            # and so does compiling its regex paths.
+            snapshot = await aside(_load_prepared, self._loader)
             await self.proxies.apply(snapshot)
         except PorticoError as exc:
             logger.warning(
@@ -333,3 +335,10 @@ async def _listen(option: str, address: Address, start: Any) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise StartupError(f"{option}: cannot listen on {address}: {reason}") from exc
+
+
+def _load_prepared(loader: DeclarativeLoader) -> Snapshot:
+    """Load the declarative file and compile its routes' regex paths."""
+    snapshot = loader.load()
+    prepare(snapshot.config.get("routes") or ())
+    return snapshot

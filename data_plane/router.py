@@ -26,7 +26,14 @@ candidate found.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    Container,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -585,6 +592,22 @@ def _file(route: Mapping[str, Any], target: T) -> _Filing[T]:
         key = (*head, 1, 0, created_at, route_id)
         entries.append(_Entry(target, key, method_set, headers, None, None))
     return _Filing(entries, [_shelf_key(host) for host in hosts] or [_HOSTLESS])
+
+
+def prepare(routes: Iterable[Mapping[str, Any]]) -> None:
+    """Compile the regex paths of `routes` ahead of the router's build.
+
+    For the thread that reads or decodes a config before it is applied:
+    the build, a slice at a time on the event loop, then finds them
+    compiled. A bad regex is left for the build to report.
+    """
+    for route in routes:
+        for path in route.get("paths") or ():
+            if isinstance(path, str) and path.startswith("~") and path not in _PATTERNS:
+                try:
+                    _compile(path, str(route.get("id")))
+                except ValidationError:
+                    pass
 
 
 def _shelf_key(host: str) -> _ShelfKey:

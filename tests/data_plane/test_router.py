@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from data_plane.router import Router, _literal_start
+import data_plane.router as router_module
+from data_plane.router import Router, _literal_start, prepare
 from shared.errors import ValidationError
 
 
@@ -366,3 +367,13 @@ def test_a_small_change_to_a_large_shelf_copies_only_its_way() -> None:
     found = new.match("GET", "", "/a7/c", {})
     assert found is not None and found.target == "new"
     assert old.match("GET", "", "/a7/c", {}) is None
+
+
+def test_prepare_compiles_regex_paths_ahead_and_leaves_bad_ones_to_the_build() -> None:
+    routes = [route("a", paths=["~/prepared/(?<id>\\d+)$"]), route("b", paths=["~/("])]
+    router_module._PATTERNS.pop(routes[0]["paths"][0], None)
+    prepare(routes)
+    assert routes[0]["paths"][0] in router_module._PATTERNS
+    assert pick(routes[:1], "/prepared/12") == "a"
+    with pytest.raises(ValidationError):
+        Router([(r, r["id"]) for r in routes])
