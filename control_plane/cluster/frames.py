@@ -52,6 +52,13 @@ class ConfigFrames:
                 del self._frames[snapshot.group_id]
             raise
 
+    def cached_delta(self, base: tuple[int, str], snapshot: Snapshot) -> bytes | None:
+        """Return the frame from `base` to `snapshot` if one was made already."""
+        cached = self._deltas.get(snapshot.group_id)
+        if cached is None or cached[:2] != (snapshot.version, snapshot.hash):
+            return None
+        return cached[2].get(base)
+
     async def delta(
         self, base: tuple[int, str], snapshot: Snapshot, delta: Delta
     ) -> bytes:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
@@ -43,6 +43,9 @@ from shared.messages import DELTA, Applied, ApplyError, Resync, decode
 from shared.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
+
+# Sessions that may prepare and send a config frame in the same turn.
+PUSHES_AT_ONCE = 32
 
 
 class ClusterStore(CertificateStore, Protocol):
@@ -101,6 +104,9 @@ class Services:
     recheck_interval: float
     # How long a node may take to answer a config it was sent.
     answer_timeout: float = 300.0
+    gate: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(PUSHES_AT_ONCE)
+    )
 
     async def save(
         self, group_id: str, node: NodeStatus, *, connected: bool = True
@@ -245,26 +251,30 @@ class NodeSession:
                 await services.save(group_id, node)
                 continue
 
-            frame, is_delta = await self._frame(snapshot)
-            if len(frame) > services.max_frame_size:
-                # Kong's "payload too big": the node could not take it.
-                node.error = (
-                    f"version {snapshot.version}: config frame of {len(frame)} "
-                    f"bytes exceeds the cluster's maximum payload of "
-                    f"{services.max_frame_size} bytes"
-                )
-                logger.warning(
-                    "not pushing version %d of runtime group %s to node %s: %s",
-                    snapshot.version,
-                    group_id,
-                    node.id,
-                    node.error,
-                )
-                await services.save(group_id, node)
-                continue
+            # A change reaches every node of a group at once: at most a few
+            # sessions prepare and send their frame in one turn of the event
+            # loop, so that admin requests and node answers get turns too.
+            async with services.gate:
+                frame, is_delta = await self._frame(snapshot)
+                if len(frame) > services.max_frame_size:
+                    # Kong's "payload too big": the node could not take it.
+                    node.error = (
+                        f"version {snapshot.version}: config frame of {len(frame)} "
+                        f"bytes exceeds the cluster's maximum payload of "
+                        f"{services.max_frame_size} bytes"
+                    )
+                    logger.warning(
+                        "not pushing version %d of runtime group %s to node %s: %s",
+                        snapshot.version,
+                        group_id,
+                        node.id,
+                        node.error,
+                    )
+                    await services.save(group_id, node)
+                    continue
 
-            await self._push(snapshot, frame, is_delta)
-            await services.save(group_id, node)
+                await self._push(snapshot, frame, is_delta)
+                await services.save(group_id, node)
             await self._wait_answer(snapshot.version)
             if self._full:
                 sent = None
@@ -279,9 +289,14 @@ class NodeSession:
             and base_version is not None
             and base_hash is not None
         ):
+            base = (base_version, base_hash)
+            # Nodes at the same version share the frame: the delta is
+            # looked up once.
+            frame = services.frames.cached_delta(base, snapshot)
+            if frame is not None:
+                return frame, True
             delta = services.hub.delta(base_version, base_hash, snapshot)
             if delta is not None:
-                base = (base_version, base_hash)
                 return await services.frames.delta(base, snapshot, delta), True
         self._full = False
         return await services.frames.get(snapshot), False

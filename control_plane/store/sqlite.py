@@ -101,15 +101,19 @@ class SqliteStore(SqliteRecords, Store):
             plan.snapshots[group_id] = make_snapshot(group_id, version, config)
         self._cache.install(plan)
 
-    async def current_snapshots(self) -> list[tuple[Snapshot, bool]]:
-        def read() -> list[tuple[Snapshot, bool]]:
-            statuses = self._cache.statuses
-            return [
-                (snap, gid in statuses and statuses[gid].state == CONFLICT)
-                for gid, snap in self._cache.snapshots.items()
-            ]
+    # Reads of the in-memory state run on the event loop, without a trip to
+    # the worker: it replaces cached objects whole (one dict assignment, or
+    # a copy of a dict's items taken in one step), so a reader sees a value
+    # before or after a commit, never half of one. A write's caller hears of
+    # it once its commit is installed, so it reads what it wrote; and reads
+    # do not queue behind writes, such as the rows of a thousand nodes.
 
-        return await self._run(read)
+    async def current_snapshots(self) -> list[tuple[Snapshot, bool]]:
+        statuses = self._cache.statuses
+        return [
+            (snap, gid in statuses and statuses[gid].state == CONFLICT)
+            for gid, snap in list(self._cache.snapshots.items())
+        ]
 
     # Runtime groups.
 
@@ -121,12 +125,12 @@ class SqliteStore(SqliteRecords, Store):
         return group
 
     def members(self, composite_id: str) -> list[str]:
-        """Return a composite's members (worker thread)."""
+        """Return a composite's members."""
         return self._members.get(composite_id, [])
 
     def composites(self, group_id: str) -> list[str]:
-        """Return the composites holding a group (worker thread)."""
-        return [c for c, members in self._members.items() if group_id in members]
+        """Return the composites holding a group."""
+        return [c for c, members in list(self._members.items()) if group_id in members]
 
     def _group(self, group_id: str) -> dict[str, Any]:
         group = self._groups.get(group_id)
@@ -166,10 +170,7 @@ class SqliteStore(SqliteRecords, Store):
         return None if group is None else dict(group)
 
     async def list_groups(self) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            return [dict(group) for group in self._groups.values()]
-
-        return await self._run(read)
+        return [dict(group) for group in list(self._groups.values())]
 
     async def update_group(
         self, group_id: str, changes: dict[str, Any]
@@ -219,10 +220,10 @@ class SqliteStore(SqliteRecords, Store):
     # Memberships.
 
     async def members_of(self, composite_id: str) -> list[str]:
-        return await self._run(lambda: list(self.members(composite_id)))
+        return list(self.members(composite_id))
 
     async def composites_of(self, group_id: str) -> list[str]:
-        return await self._run(self.composites, group_id)
+        return self.composites(group_id)
 
     async def change_members(
         self,
@@ -274,24 +275,18 @@ class SqliteStore(SqliteRecords, Store):
         return plan.statuses[composite_id]
 
     async def composite_status(self, composite_id: str) -> CompositeStatus:
-        def read() -> CompositeStatus:
-            self._group(composite_id)
-            status = self._cache.statuses.get(composite_id)
-            if status is None:
-                stamp = self._groups[composite_id]["created_at"]
-                return CompositeStatus(composite_id, "UNKNOWN", (), stamp, stamp)
-            return status
-
-        return await self._run(read)
+        group = self._group(composite_id)
+        status = self._cache.statuses.get(composite_id)
+        if status is None:
+            stamp = group["created_at"]
+            return CompositeStatus(composite_id, "UNKNOWN", (), stamp, stamp)
+        return status
 
     # Entities, versions and snapshots.
 
     async def state(self, group_id: str) -> GroupState:
-        def read() -> GroupState:
-            self._group(group_id)
-            return self._cache.states.get(group_id) or GroupState()
-
-        return await self._run(read)
+        self._group(group_id)
+        return self._cache.states.get(group_id) or GroupState()
 
     async def edit(self, group_id: str, plan: Plan[T]) -> T:
         loop = asyncio.get_running_loop()
@@ -454,11 +449,8 @@ class SqliteStore(SqliteRecords, Store):
         self._notify(plan.commit())
 
     async def expected_snapshot(self, group_id: str) -> Snapshot | None:
-        def read() -> Snapshot | None:
-            self._group(group_id)
-            return self._cache.snapshots.get(group_id)
-
-        return await self._run(read)
+        self._group(group_id)
+        return self._cache.snapshots.get(group_id)
 
 
 def _settle(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -134,6 +135,24 @@ async def test_commits_carry_the_delta_of_each_edit(store: SqliteStore) -> None:
             assert apply_delta(previous.config, change.delta) == current.config
             assert config_hash(current.config) == current.hash
             previous = current
+
+
+async def test_reads_do_not_wait_for_the_worker(store: SqliteStore) -> None:
+    group = await store.create_group(group_row("busy"))
+    await add_service(store, group["id"], "svc")
+    release = threading.Event()
+    blocked = asyncio.ensure_future(store._run(release.wait))
+    try:
+        async with asyncio.timeout(deadline(2)):
+            state = await store.state(group["id"])
+            snapshot = await store.expected_snapshot(group["id"])
+            groups = await store.list_groups()
+        assert state.find("services", "name", "svc") is not None
+        assert snapshot is not None and snapshot.version == 2
+        assert [g["name"] for g in groups] == ["busy"]
+    finally:
+        release.set()
+        await blocked
 
 
 async def test_concurrent_duplicate_names_leave_one_winner(store: SqliteStore) -> None:
