@@ -11,17 +11,20 @@ CONFIG     node            a config frame, the same bytes the control plane
                            sends and ``config.cache`` keeps
 LISTEN     node            ``{"host", "port"}``: start accepting proxy clients
 STATUS     node            empty: report what you serve and your counters
+SCRAPE     node            empty: send your Prometheus counters
 APPLIED    worker          ``{"version", "hash", "compile_ms", "swapped_at"}``
 REFUSED    worker          ``{"version", "hash", "reason"}``: config not applied
 LISTENING  worker          ``{"port"}``
 FAILED     worker          ``{"errno", "reason"}``: cannot listen
 REPORT     worker          ``{"config", "counters"}``, the answer to STATUS
+METRICS    worker          ``{"series", "figures"}``, the answer to SCRAPE
 =========  ==============  =====================================================
 
 A worker answers CONFIG and LISTEN in the order it received them, and
-STATUS at once, in order among themselves. The socket pair never leaves
-the machine and both ends are Portico, so a malformed message is a bug: it
-raises :exc:`ChannelError`, and the process that reads it ends the pair.
+STATUS and SCRAPE at once, each kind in order among themselves. The socket
+pair never leaves the machine and both ends are Portico, so a malformed
+message is a bug: it raises :exc:`ChannelError`, and the process that
+reads it ends the pair.
 """
 
 from __future__ import annotations
@@ -38,14 +41,27 @@ from shared.messages import MAX_CONFIG_SIZE
 CONFIG = b"C"
 LISTEN = b"L"
 STATUS = b"S"
+SCRAPE = b"P"
 APPLIED = b"A"
 REFUSED = b"R"
 LISTENING = b"U"
 FAILED = b"F"
 REPORT = b"T"
+METRICS = b"M"
 
 _HEAD = struct.Struct(">IB")
-_KINDS = {CONFIG, LISTEN, STATUS, APPLIED, REFUSED, LISTENING, FAILED, REPORT}
+_KINDS = {
+    CONFIG,
+    LISTEN,
+    STATUS,
+    SCRAPE,
+    APPLIED,
+    REFUSED,
+    LISTENING,
+    FAILED,
+    REPORT,
+    METRICS,
+}
 # Both ends are Portico: the bound only catches a broken stream. A config
 # from a declarative file is not bound by --cluster-max-payload, and its
 # frame is smaller than the config it inflates to.

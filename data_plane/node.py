@@ -28,6 +28,7 @@ from data_plane import __version__
 from data_plane.agent import SyncAgent, client_ssl_context, group_of_endpoint
 from data_plane.cache import ConfigCache
 from data_plane.declarative import DeclarativeLoader
+from data_plane.metrics import REGISTRY, Registry, render
 from data_plane.proxy.server import ProxyServer
 from data_plane.router import prepare
 from data_plane.runtime.switch import Switch, aside
@@ -112,6 +113,11 @@ class InProcess:
         """Return the request counters since the node started."""
         return self.proxy.counters() if self._proxy is not None else {}
 
+    async def metrics(self) -> tuple[Registry, dict[str, int]]:
+        """Return this process's Prometheus counters and connection figures."""
+        figures = self._proxy.figures() if self._proxy is not None else {}
+        return REGISTRY, figures
+
     async def workers(self) -> list[dict[str, Any]]:
         """Describe the one process serving, as the status API lists workers."""
         current = self.switch.current
@@ -181,6 +187,17 @@ class Node:
             "workers": workers,
         }
 
+    async def metrics(self) -> str:
+        """Return the body of `GET /metrics`: Prometheus text, node-wide."""
+        registry, figures = await self.proxies.metrics()
+        return render(
+            registry,
+            figures,
+            node_id=self.node_id,
+            version=__version__,
+            config_hash=self.proxies.config()["hash"],
+        )
+
     def stop(self) -> None:
         """Ask the node to shut down."""
         self._stop.set()
@@ -190,7 +207,7 @@ class Node:
         settings = self.settings
         self._check_settings()
         self.node_id = load_node_id(settings.prefix)
-        status = StatusServer(self.status, self.proxies.ready)
+        status = StatusServer(self.status, self.proxies.ready, self.metrics)
         try:
             await self.proxies.prepare()
             await self._load_config()

@@ -1,7 +1,9 @@
-"""Serve the node's status API: `GET /status` and `GET /status/ready`.
+"""Serve the node's status API: `/status`, `/status/ready` and `/metrics`.
 
-It answers one request per connection and closes it: the API is read by
-operators and health checks, never on the proxy path.
+`GET /metrics` answers the node's Prometheus metrics in text format
+(:mod:`data_plane.metrics`), summed over its worker processes. The API
+answers one request per connection and closes it: it is read by operators,
+health checks and scrapers, never on the proxy path.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from typing import Any
 
 import orjson
 
+from data_plane.metrics import CONTENT_TYPE
 from data_plane.runtime.compiled import CompiledConfig
 
 logger = logging.getLogger(__name__)
 
 _HEAD_LIMIT = 8 * 1024
 _READ_TIMEOUT = 10.0
+_PATHS = ("/status", "/status/ready", "/metrics")
 
 
 def served_config(current: CompiledConfig | None) -> dict[str, Any]:
@@ -42,15 +46,17 @@ def served_config(current: CompiledConfig | None) -> dict[str, Any]:
 
 
 class StatusServer:
-    """Answer the status API with the body the node puts together."""
+    """Answer the status API with the bodies the node puts together."""
 
     def __init__(
         self,
         status: Callable[[], Awaitable[dict[str, Any]]],
         ready: Callable[[], bool],
+        metrics: Callable[[], Awaitable[str]],
     ) -> None:
         self._status = status
         self._ready = ready
+        self._metrics = metrics
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -69,10 +75,10 @@ class StatusServer:
             self._server.close()
             await self._server.wait_closed()
 
-    async def _answer(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
+    async def _answer(self, method: str, path: str) -> tuple[int, dict[str, Any] | str]:
         path = path.split("?", 1)[0].rstrip("/") or "/"
         if method not in ("GET", "HEAD"):
-            known = path in ("/status", "/status/ready")
+            known = path in _PATHS
             return (
                 (405, {"message": "Method not allowed"})
                 if known
@@ -87,6 +93,8 @@ class StatusServer:
             if not self._ready():
                 return 503, {"message": "no configuration loaded yet"}
             return 200, {"message": "ready"}
+        if path == "/metrics":
+            return 200, await self._metrics()
         return 404, {"message": "Not found"}
 
     async def _handle(
@@ -95,15 +103,19 @@ class StatusServer:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT)
             parts = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+            body: dict[str, Any] | str
             if len(parts) != 3 or not parts[1].startswith("/"):
                 status, body = 400, {"message": "Bad request"}
             else:
                 status, body = await self._answer(parts[0], parts[1])
-            data = orjson.dumps(body)
+            if isinstance(body, str):
+                data, kind = body.encode(), CONTENT_TYPE.encode()
+            else:
+                data, kind = orjson.dumps(body), b"application/json"
             writer.write(
-                b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                 b"Content-Length: %d\r\nConnection: close\r\n\r\n"
-                % (status, _REASONS.get(status, b"Error"), len(data))
+                % (status, _REASONS.get(status, b"Error"), kind, len(data))
             )
             if parts[0] != "HEAD":
                 writer.write(data)

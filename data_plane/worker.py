@@ -4,8 +4,8 @@ The node starts each worker as ``python -m data_plane.worker`` with one end
 of a socket pair (:mod:`data_plane.channel`) and no other say in its
 config: the worker applies the config frames the node sends, in the order
 sent, answering each; starts accepting proxy clients when told, on a port
-it shares with its siblings (SO_REUSEPORT); and answers status requests at
-once, even while a large config compiles a slice at a time.
+it shares with its siblings (SO_REUSEPORT); and answers status and metrics
+requests at once, even while a large config compiles a slice at a time.
 
 SIGTERM drains a worker as it drains a node. A worker whose node is gone
 (the socket pair reads its end) drains and exits too, so that no worker
@@ -29,6 +29,7 @@ import uvloop
 
 from data_plane import channel
 from data_plane.channel import Channel, ChannelError
+from data_plane.metrics import REGISTRY
 from data_plane.proxy.server import ProxyServer
 from data_plane.runtime.switch import Switch, aside
 from data_plane.settings import LOG_LEVELS
@@ -63,8 +64,9 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
 
-        # The reader answers status requests itself and queues configs and
-        # the order to listen for the applier, which takes them one by one.
+        # The reader answers status and metrics requests itself, and queues
+        # configs and the order to listen for the applier, which takes them
+        # one by one.
         inbox: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         reader = loop.create_task(self._read(link, inbox))
         applier = loop.create_task(self._apply_each(link, inbox))
@@ -93,6 +95,8 @@ class Worker:
             kind, body = message
             if kind == channel.STATUS:
                 link.send_json(channel.REPORT, self._report())
+            elif kind == channel.SCRAPE:
+                link.send_json(channel.METRICS, self._metrics())
             elif kind in (channel.CONFIG, channel.LISTEN):
                 inbox.put_nowait(message)
             else:
@@ -162,6 +166,10 @@ class Worker:
         config["swapped_at"] = current.applied_at if current is not None else None
         counters = self._proxy.counters() if self._proxy is not None else {}
         return {"config": config, "counters": counters}
+
+    def _metrics(self) -> dict[str, object]:
+        figures = self._proxy.figures() if self._proxy is not None else {}
+        return {"series": REGISTRY.dump(), "figures": figures}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,6 +39,7 @@ import data_plane
 from data_plane import channel
 from data_plane.agent import backoff
 from data_plane.channel import Channel, ChannelError
+from data_plane.metrics import NODE_TOTALS, Registry, add_figures
 from shared.delta import entity_count
 from shared.errors import PorticoError, ValidationError
 from shared.messages import encode_config
@@ -82,6 +83,9 @@ class WorkerProcess:
         self.swapped_at: float | None = None
         self.counters: dict[str, int] = {}
         self.reports: deque[asyncio.Future[dict[str, Any] | None]] = deque()
+        # The Prometheus counters it sent last, and the scrapes it owes.
+        self.metrics: dict[str, Any] | None = None
+        self.scrapes: deque[asyncio.Future[None]] = deque()
 
     @property
     def pid(self) -> int:
@@ -115,6 +119,8 @@ class WorkerPool:
         self._delays: list[Generator[float] | None] = [None] * count
         # Totals counted by workers that exited since.
         self._retired: dict[str, int] = {}
+        self._retired_series = Registry()
+        self._retired_figures: dict[str, int] = {}
 
         # The config every worker serves, as a snapshot and as its frame.
         self._snapshot: Snapshot | None = None
@@ -317,6 +323,30 @@ class WorkerPool:
         except TimeoutError:
             return None
 
+    async def metrics(self) -> tuple[Registry, dict[str, int]]:
+        """Ask every worker for its Prometheus counters; return the node's sums.
+
+        A worker too busy to answer within the timeout counts with what it
+        sent last; one that exited counts with what it sent before, so the
+        totals do not fall back when a worker is restarted.
+        """
+        await asyncio.gather(*(self._scrape(w) for w in self._alive()))
+        registry = Registry()
+        registry.absorb(self._retired_series.dump())
+        figures = dict(self._retired_figures)
+        for worker in self._alive():
+            if worker.metrics is not None:
+                registry.absorb(worker.metrics["series"])
+                add_figures(figures, worker.metrics["figures"])
+        return registry, figures
+
+    async def _scrape(self, worker: WorkerProcess) -> None:
+        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        worker.scrapes.append(answer)
+        worker.link.send(channel.SCRAPE)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(answer, REPORT_TIMEOUT)
+
     async def _poll_counters(self, interval: float) -> None:
         # Telemetry reads counters without waiting; keep them fresh.
         while True:
@@ -411,6 +441,13 @@ class WorkerPool:
                 if not answer.done():
                     answer.set_result(value)
                     break
+        elif kind == channel.METRICS:
+            worker.metrics = value
+            while worker.scrapes:
+                scrape = worker.scrapes.popleft()
+                if not scrape.done():
+                    scrape.set_result(None)
+                    break
         else:
             raise ChannelError(f"unexpected message {kind!r} from a worker")
 
@@ -421,9 +458,18 @@ class WorkerPool:
         for answer in worker.reports:
             if not answer.done():
                 answer.set_result(None)
+        for scrape in worker.scrapes:
+            if not scrape.done():
+                scrape.set_result(None)
         for name, value in worker.counters.items():
             if name not in _GAUGES:
                 self._retired[name] = self._retired.get(name, 0) + value
+        if worker.metrics is not None:
+            self._retired_series.absorb(worker.metrics["series"])
+            totals = worker.metrics["figures"]
+            add_figures(
+                self._retired_figures, {name: totals.get(name) for name in NODE_TOTALS}
+            )
         self._notify()
         if self._stopping.is_set():
             return

@@ -6,7 +6,8 @@ in Kong's order (higher PRIORITY first, ties by name in reverse). `access`
 either returns a :class:`LocalResponse`, which ends the request, or None and
 may record upstream header rewrites (a :class:`HeaderRewrite`, encoded ahead
 of time) and the authenticated consumer in `ctx`; a plugin that has to wait
-returns a :data:`Deferred` of either.
+returns a :data:`Deferred` of either. A plugin may also have a response
+phase (:class:`ResponsePlugin`) and a log phase (:class:`LogPlugin`).
 """
 
 from __future__ import annotations
@@ -220,6 +221,64 @@ class ResponsePlugin(Plugin, Protocol):
         self, ctx: RequestContext, status: int, headers: list[bytes]
     ) -> HeaderRewrite | None:
         """Return the changes to the response headers, or None for none."""
+        ...
+
+
+class Served:
+    """What the log phase knows of an exchange once it is over.
+
+    Latencies are in milliseconds: `request_ms` from the request's head to
+    the end; `portico_ms` Portico's own share (routing and plugins up to
+    sending upstream, or up to its own answer); `upstream_ms` from sending
+    upstream to the upstream's response head, None when no upstream
+    answered. `received` and `sent` count the request's and the response's
+    head and body bytes (chunked framing left out). `labels` is the route's
+    (service, route) as Kong's logs name them, None for a route without a
+    service.
+    """
+
+    __slots__ = (
+        "status",
+        "by_upstream",
+        "request_ms",
+        "portico_ms",
+        "upstream_ms",
+        "received",
+        "sent",
+        "labels",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        by_upstream: bool,
+        request_ms: float,
+        portico_ms: float,
+        upstream_ms: float | None,
+        received: int,
+        sent: int,
+        labels: tuple[str, str] | None,
+    ) -> None:
+        self.status = status
+        self.by_upstream = by_upstream  # False: Portico or a plugin answered
+        self.request_ms = request_ms
+        self.portico_ms = portico_ms
+        self.upstream_ms = upstream_ms
+        self.received = received
+        self.sent = sent
+        self.labels = labels
+
+
+class LogPlugin(Plugin, Protocol):
+    """A plugin that also records each exchange once it is over.
+
+    `log` runs after the response was sent, or failed, or the client went
+    away (status 499 when no response had started), like Kong's log phase.
+    It must be quick: it runs on the proxy's event loop.
+    """
+
+    def log(self, ctx: RequestContext, served: Served) -> None:
+        """Record what happened to the request."""
         ...
 
 

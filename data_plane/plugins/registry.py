@@ -11,6 +11,7 @@ from data_plane.plugins.basic_auth import BasicAuth
 from data_plane.plugins.cors import Cors
 from data_plane.plugins.ip_restriction import IpRestriction
 from data_plane.plugins.key_auth import KeyAuth
+from data_plane.plugins.prometheus import Prometheus
 from data_plane.plugins.rate_limiting import RateLimiting
 from data_plane.plugins.request_size_limiting import RequestSizeLimiting
 from data_plane.plugins.request_termination import RequestTermination
@@ -24,6 +25,7 @@ FACTORIES: Mapping[str, PluginFactory] = {
     "correlation-id": correlation_id.build,
     "ip-restriction": IpRestriction,
     "key-auth": KeyAuth,
+    "prometheus": Prometheus,
     "rate-limiting": RateLimiting,
     "request-size-limiting": RequestSizeLimiting,
     "request-termination": RequestTermination,

@@ -17,6 +17,7 @@ from data_plane.plugins.base import (
     LocalResponse,
     Plugin,
     RequestContext,
+    Served,
 )
 
 
@@ -27,7 +28,7 @@ class ConsumerScoped:
     request, or one with no consumer yet, gets `default` (None: none runs).
     """
 
-    __slots__ = ("name", "priority", "responds", "_by_consumer", "_default")
+    __slots__ = ("name", "priority", "responds", "logs", "_by_consumer", "_default")
 
     def __init__(
         self,
@@ -43,6 +44,7 @@ class ConsumerScoped:
         # Whether any instance has a response phase (the step then has one).
         instances = [*by_consumer.values(), *([default] if default else [])]
         self.responds = any(hasattr(p, "header_filter") for p in instances)
+        self.logs = any(hasattr(p, "log") for p in instances)
 
     def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
         """Run the instance for the consumer identified so far, if any."""
@@ -63,6 +65,14 @@ class ConsumerScoped:
             return None
         rewrite: HeaderRewrite | None = header_filter(ctx, status, headers)
         return rewrite
+
+    def log(self, ctx: RequestContext, served: Served) -> None:
+        """Run the log phase of the consumer's instance, if it has one."""
+        consumer = ctx.consumer
+        plugin = self.instance(None if consumer is None else str(consumer["id"]))
+        log = getattr(plugin, "log", None)
+        if log is not None:
+            log(ctx, served)
 
     def instance(self, consumer_id: str | None) -> Plugin | None:
         """Return the instance a request of this consumer runs (None: none)."""

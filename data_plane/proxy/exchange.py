@@ -27,10 +27,11 @@ from data_plane.plugins.base import (
     LocalResponse,
     Plugin,
     RequestContext,
+    Served,
 )
 from data_plane.proxy import responses
 from data_plane.proxy.upstream import HOP_BY_HOP, UpstreamConnection
-from data_plane.runtime.compiled import Filters, RouteTarget, Upstream
+from data_plane.runtime.compiled import Filters, Loggers, RouteTarget, Upstream
 from data_plane.runtime.paths import normalize_path
 
 if TYPE_CHECKING:
@@ -112,6 +113,11 @@ class Exchange:
         "local",
         "ctx",
         "filters",
+        "loggers",
+        "status",
+        "answered_at",
+        "received",
+        "sent",
     )
 
     def __init__(
@@ -172,6 +178,14 @@ class Exchange:
         self.ctx: RequestContext | None = None
         self.filters: Filters = ()
 
+        # Log phase: the plugins that record the exchange once it is over,
+        # and the figures they are given.
+        self.loggers: Loggers = ()
+        self.status = 0  # of the response, once one is chosen
+        self.answered_at = 0.0  # when the response head was known
+        self.received = 0  # request body bytes
+        self.sent = 0  # response bytes, head included
+
     # Request side, fed by the client connection
 
     def begin(self) -> None:
@@ -214,6 +228,9 @@ class Exchange:
             filters = config.filters_of(target)
             if filters:
                 self.ctx, self.filters = ctx, filters
+            loggers = config.loggers_of(target)
+            if loggers:
+                self.ctx, self.loggers = ctx, loggers
             self._run_plugins(ctx, 0)
         else:
             self._forward(NO_REWRITE)
@@ -323,6 +340,7 @@ class Exchange:
 
     def body(self, chunk: bytes) -> None:
         """Forward (or buffer) a piece of the request body."""
+        self.received += len(chunk)
         if self.local or self.response_done_:
             return  # answered already: the rest of the body is dropped
         if self.body_limit is not None:
@@ -514,9 +532,11 @@ class Exchange:
         else:
             lines.append(_TAIL % (upstream_ms, proxy_ms))
         self.response_started = True
+        self.status, self.answered_at = status, now
         client.server.status_counts[status // 100 if status < 600 else 5] += 1
         # Held back to go out with the first body piece: one send, not two.
-        self.pending_head = status_line + b"".join(lines)
+        self.pending_head = head = status_line + b"".join(lines)
+        self.sent = len(head)
 
     def _response_rewrite(self, status: int, lines: list[bytes]) -> HeaderRewrite:
         """Return what the route's plugins change in a response head.
@@ -574,6 +594,7 @@ class Exchange:
     def response_body(self, chunk: bytes) -> None:
         if not chunk:
             return
+        self.sent += len(chunk)
         head = self.pending_head
         if self.chunked_response:
             self.pending_head = b""
@@ -645,27 +666,30 @@ class Exchange:
             close = True
         close = close or self.close_after or self.client.closing
         self.close_after = close
-        latency = self.client.loop.time() - self.started_at
+        self.answered_at = now = self.client.loop.time()
+        latency = now - self.started_at
         extra = b""
         if self.filters:
             response, extra = self._filter_local(response)
-        status = response.status
+        self.status = status = response.status
         self.client.server.status_counts[status // 100 if status < 600 else 5] += 1
-        self.client.write(
-            responses.serialize(
-                response,
-                close=close,
-                head=self.method == "HEAD",
-                latency_ms=int(latency * 1000),
-                extra=extra,
-            )
+        data = responses.serialize(
+            response,
+            close=close,
+            head=self.method == "HEAD",
+            latency_ms=int(latency * 1000),
+            extra=extra,
         )
+        self.sent = len(data)
+        self.client.write(data)
         if self.client.paused:
             self.client.pause_reading("buffer", False)
         if self.request_done or close:
             self._finish()
 
     def _finish(self) -> None:
+        if self.loggers:
+            self._log()
         if self.ctx is not None:
             # The context points back at the exchange: unlinked, both are
             # freed at once instead of waiting for the cycle collector.
@@ -677,3 +701,46 @@ class Exchange:
         conn, self.conn = self.conn, None
         if conn is not None:
             conn.close()
+        if self.loggers:
+            self._log()
+
+    def _log(self) -> None:
+        """Run the route's log phase, once: the exchange is over.
+
+        A client gone before any response counts as nginx logs it, 499.
+        """
+        loggers, self.loggers = self.loggers, ()
+        ctx, target = self.ctx, self.target
+        assert ctx is not None and target is not None, "log phase before routing"
+        now = self.client.loop.time()
+        started = self.started_at
+        by_upstream = self.response_started and not self.local
+        upstream_ms = None
+        if by_upstream:
+            portico_end = self.sent_at
+            upstream_ms = (self.answered_at - self.sent_at) * 1000
+        else:
+            portico_end = self.answered_at or self.sent_at or now
+        served = Served(
+            self.status or 499,
+            by_upstream,
+            (now - started) * 1000,
+            (portico_end - started) * 1000,
+            upstream_ms,
+            self._head_size() + self.received,
+            self.sent,
+            target.labels,
+        )
+        for plugin in loggers:
+            try:
+                plugin.log(ctx, served)
+            except Exception:
+                logger.exception("unexpected error in a plugin's log phase")
+
+    def _head_size(self) -> int:
+        """Return the size of the request line and headers as received."""
+        # "METHOD URL HTTP/1.1" CRLF, "name: value" CRLF each, CRLF.
+        size = len(self.method) + len(self.url) + 14
+        for _, name, value in self.headers:
+            size += len(name) + len(value) + 4
+        return size

@@ -92,6 +92,7 @@ class ClientConnection(asyncio.Protocol):
             % (port, self.ip)
         )
         self.server.connections.add(self)
+        self.server.accepted += 1
         self.last_active = self.loop.time()
         if self.server.draining:
             self.closing = True
@@ -305,6 +306,7 @@ class ProxyServer:
         self._drained = asyncio.Event()
         # Requests per status class (index 1 to 5), read by telemetry.
         self.status_counts = [0] * 6
+        self.accepted = 0  # client connections since the start
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         """Listen on host:port; OSError if the address cannot be used.
@@ -334,6 +336,29 @@ class ProxyServer:
         return {"requests": sum(counts), "connections": len(self.connections)} | (
             by_class
         )
+
+    def figures(self) -> dict[str, int]:
+        """Return the connection figures that Kong's nginx statistics give.
+
+        A connection is writing while it has a request to answer, reading
+        while it has part of a head, and waiting otherwise.
+        """
+        writing = reading = 0
+        for conn in self.connections:
+            if conn.active is not None:
+                writing += 1
+            elif conn._head_size:
+                reading += 1
+        active = len(self.connections)
+        return {
+            "accepted": self.accepted,
+            "handled": self.accepted,
+            "requests": sum(self.status_counts),
+            "active": active,
+            "reading": reading,
+            "writing": writing,
+            "waiting": active - reading - writing,
+        }
 
     def forget(self, conn: ClientConnection) -> None:
         """Drop a closed connection from the set being tracked."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from data_plane.plugins.base import ConfigIndex, Plugin, ResponsePlugin
+from data_plane.plugins.base import ConfigIndex, LogPlugin, Plugin, ResponsePlugin
 from data_plane.plugins.registry import FACTORIES
 from data_plane.plugins.scoped import ConsumerScoped
 from data_plane.router import STEP, Router
@@ -71,6 +71,7 @@ class RouteTarget:
         "v1",
         "preserve_host",
         "root_strip",
+        "labels",
     )
 
     def __init__(
@@ -89,6 +90,16 @@ class RouteTarget:
         # The service path is "/" and the matched prefix is stripped: the
         # upstream path is what is left of the request's, v0 and v1 alike.
         self.root_strip = self.base_path == "/" and self.strip_path and self.has_paths
+        # How Kong's logs and metrics name the service and the route; Kong
+        # records nothing for a route without a service.
+        self.labels = (
+            (
+                str(service.get("name") or service.get("host") or ""),
+                str(route.get("name") or self.route_id),
+            )
+            if service is not None
+            else None
+        )
 
     def upstream_uri(self, path: str, matched: int) -> str:
         """Return the upstream path (without query) for a request path."""
@@ -121,6 +132,22 @@ def response_filters(chain: tuple[Plugin, ...]) -> Filters:
     return tuple(found)
 
 
+# The plugins of a chain with a log phase, in chain order.
+Loggers = tuple[LogPlugin, ...]
+
+
+def log_phase(chain: tuple[Plugin, ...]) -> Loggers:
+    """Return the plugins of `chain` that record each finished exchange."""
+    found: list[LogPlugin] = []
+    for plugin in chain:
+        if isinstance(plugin, ConsumerScoped):
+            if plugin.logs:
+                found.append(plugin)
+        elif hasattr(plugin, "log"):
+            found.append(cast(LogPlugin, plugin))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class CompiledConfig:
     """A snapshot together with everything compiled from it."""
@@ -136,6 +163,10 @@ class CompiledConfig:
     # a route whose chain has none keeps no plugin state past the access.
     filters: Mapping[str, Filters] = field(default_factory=dict)
     default_filters: Filters = ()
+    # Likewise the plugins with a log phase: a route without any pays for
+    # none once its response is sent.
+    loggers: Mapping[str, Loggers] = field(default_factory=dict)
+    default_loggers: Loggers = ()
     compile_seconds: float = 0.0  # from the start of the compile to the swap
     # What the next compile reuses: route id -> (entity, service, target),
     # service id -> (entity, upstream).
@@ -153,6 +184,10 @@ class CompiledConfig:
     def filters_of(self, target: RouteTarget) -> Filters:
         """Return the response-phase plugins of `target`'s chain."""
         return self.filters.get(target.route_id, self.default_filters)
+
+    def loggers_of(self, target: RouteTarget) -> Loggers:
+        """Return the log-phase plugins of `target`'s chain."""
+        return self.loggers.get(target.route_id, self.default_loggers)
 
 
 def _fk(entity: Mapping[str, Any], field: str) -> str | None:
@@ -382,6 +417,7 @@ def compile_steps(
     unchanged: set[str] = set()
     chains: dict[str, tuple[Plugin, ...]] = {}
     filters: dict[str, Filters] = {}
+    loggers: dict[str, Loggers] = {}
     for position, route in enumerate(config.get("routes") or ()):
         if position % STEP == STEP - 1:
             yield
@@ -411,6 +447,9 @@ def compile_steps(
             responding = response_filters(chain)
             if responding:
                 filters[route_id] = responding
+            logging = log_phase(chain)
+            if logging:
+                loggers[route_id] = logging
 
     router = yield from Router.build(
         filed,
@@ -426,6 +465,8 @@ def compile_steps(
         default_chain=default_chain,
         filters=filters,
         default_filters=response_filters(default_chain),
+        loggers=loggers,
+        default_loggers=log_phase(default_chain),
         routes=routes,
         upstreams=upstreams,
     )

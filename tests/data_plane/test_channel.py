@@ -22,11 +22,13 @@ async def test_every_kind_of_message_arrives_as_sent() -> None:
         (channel.CONFIG, b'{"v":1}\n\x78\x9c'),
         (channel.LISTEN, b'{"host":"127.0.0.1","port":8000}'),
         (channel.STATUS, b""),
+        (channel.SCRAPE, b""),
         (channel.APPLIED, b'{"version":2}'),
         (channel.REFUSED, b'{"reason":"no"}'),
         (channel.LISTENING, b'{"port":8000}'),
         (channel.FAILED, b'{"errno":98,"reason":"in use"}'),
         (channel.REPORT, b'{"counters":{}}'),
+        (channel.METRICS, b'{"series":[],"figures":{}}'),
     ]
     for kind, body in sent:
         node.send(kind, body)

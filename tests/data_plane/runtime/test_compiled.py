@@ -228,3 +228,35 @@ def test_a_consumer_scoped_step_responds_when_an_instance_does() -> None:
     [(_, step)] = compiled.filters_of(_target(compiled, "/a"))
     assert isinstance(step, ConsumerScoped)
     assert compiled.filters_of(_target(compiled, "/b")) == ()
+
+
+def test_only_chains_with_a_log_phase_have_loggers() -> None:
+    config = _config()
+    config["plugins"].append(
+        {"id": "p-2", "name": "prometheus", "route": {"id": "r-c"}, "config": {}}
+    )
+    compiled = _compile(config)
+    assert compiled.loggers_of(_target(compiled, "/a")) == ()
+    assert compiled.loggers_of(_target(compiled, "/b")) == ()
+    [plugin] = compiled.loggers_of(_target(compiled, "/c"))
+    assert plugin.name == "prometheus"
+
+
+def test_a_global_log_phase_plugin_logs_on_every_route() -> None:
+    config = _config()
+    config["plugins"].append({"id": "p-2", "name": "prometheus", "config": {}})
+    compiled = _compile(config)
+    for path in ("/a", "/b", "/c"):
+        assert len(compiled.loggers_of(_target(compiled, path))) == 1, path
+
+
+def test_a_target_is_labelled_with_kongs_service_and_route_names() -> None:
+    config = _config()
+    config["services"][0]["name"] = "svc-a"
+    config["routes"][0]["name"] = "route-a"
+    config["routes"].append({"id": "r-d", "paths": ["/d"]})
+    compiled = _compile(config)
+    assert _target(compiled, "/a").labels == ("svc-a", "route-a")
+    # Without a name, the service's host and the route's id.
+    assert _target(compiled, "/c").labels == ("b.internal", "r-c")
+    assert _target(compiled, "/d").labels is None  # no service
