@@ -96,6 +96,16 @@ def _check_headers_key(value: str) -> str | None:
     return check_header_name(value)
 
 
+def _check_header_value(value: str) -> str | None:
+    # Kong reads a value starting with "~*" as a case-insensitive regex.
+    if value.startswith("~*"):
+        try:
+            re.compile(value[2:], re.IGNORECASE)
+        except re.error as exc:
+            return f"invalid regex: '{value[2:]}' ({exc})"
+    return None
+
+
 def _unsupported_stream(value: Any) -> str:
     return "stream routing is not supported by Portico (it proxies HTTP); expected null"
 
@@ -129,7 +139,11 @@ _FIELDS = {
     "headers": Field(
         "map",
         keys=string(checks=(("header_name", _check_headers_key),)),
-        values=Field("array", len_min=1, elements=Field("string")),
+        values=Field(
+            "array",
+            len_min=1,
+            elements=string(checks=(("regex", _check_header_value),)),
+        ),
     ),
     "https_redirect_status_code": Field(
         "integer", required=True, default=426, one_of=(426, 301, 302, 307, 308)

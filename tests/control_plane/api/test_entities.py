@@ -85,6 +85,13 @@ def test_invalid_regex_path_is_refused(api: httpx.Client, base: str) -> None:
     assert_problem(response, 400, "paths[0]")
 
 
+def test_invalid_header_regex_is_refused(api: httpx.Client, base: str) -> None:
+    body = {"headers": {"x-version": ["~*v(1"]}}
+    assert_problem(api.post(f"{base}/routes", json=body), 400, "headers.x-version[0]")
+    accepted = api.post(f"{base}/routes", json={"headers": {"x-version": ["~*v\\d"]}})
+    assert accepted.status_code == 201, accepted.text
+
+
 def test_host_wildcard_in_the_middle_is_refused(api: httpx.Client, base: str) -> None:
     response = api.post(f"{base}/routes", json={"hosts": ["a.*.example.com"]})
     assert_problem(response, 400, "hosts[0]")
