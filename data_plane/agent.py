@@ -40,6 +40,7 @@ from websockets.frames import CloseCode
 
 from data_plane.plugins.registry import FACTORIES
 from data_plane.router import prepare
+from data_plane.runtime.switch import aside
 from data_plane.settings import Settings
 from shared import __version__ as PORTICO_VERSION
 from shared.delta import apply_delta, digest_after, entity_count
@@ -386,7 +387,7 @@ class SyncAgent:
         else:
             try:
                 if len(message.payload) > _THREAD_PAYLOAD:
-                    snapshot = await asyncio.to_thread(_decoded, message)
+                    snapshot = await aside(_decoded, message)
                 else:
                     snapshot = message.to_snapshot()
             except ProtocolError as exc:
@@ -445,7 +446,7 @@ class SyncAgent:
 
         try:
             if entity_count(current.config) > _THREAD_ENTITIES:
-                return await asyncio.to_thread(patch)
+                return await aside(patch)
             return patch()
         except ProtocolError as exc:
             return self._resync(message, str(exc))
@@ -517,7 +518,7 @@ class _Latest:
 
 
 def _decoded(message: ConfigMessage) -> Snapshot:
-    """Decode a large config off the event loop, its regex paths compiled."""
+    """Decode a large config off the event loop, its routes filed ahead."""
     snapshot = message.to_snapshot()
-    prepare(snapshot.config.get("routes") or ())
+    prepare(snapshot.config.get("routes") or (), whole=True)
     return snapshot

@@ -136,6 +136,8 @@ class DeclarativeLoader:
         # leaves as it was is that very object, with its first timestamps:
         # the compile then sees at a glance what it can keep.
         self._loaded: dict[tuple[str, str], dict[str, Any]] = {}
+        # The routes of the last load that are not the previous load's.
+        self.fresh_routes: list[dict[str, Any]] = []
 
     def load(self) -> Snapshot:
         """Read the file and return its snapshot; ValidationError if invalid."""
@@ -154,7 +156,12 @@ class DeclarativeLoader:
                 entity = self._kept(key, raw, entity)
                 loaded[(key, str(entity["id"]))] = entity
                 found.append(entity)
-        self._loaded = loaded
+        previous, self._loaded = self._loaded, loaded
+        self.fresh_routes = [
+            route
+            for route in entities["routes"]
+            if previous.get(("routes", str(route["id"]))) is not route
+        ]
         snapshot = make_snapshot(GROUP_ID, self._version, build_config(entities))
         if snapshot.hash != self._last_hash:
             # Only a change makes a new version: an unchanged file reloads as is.

@@ -334,7 +334,7 @@ class Node:
         assert self._loader is not None, "reload without a declarative file"
         try:
             # Reading and checking a large file takes a while: off the loop,
-            # and so does compiling its regex paths.
+            # and so does filing its new routes for the router.
             snapshot = await aside(_load_prepared, self._loader)
             await self.proxies.apply(snapshot)
         except PorticoError as exc:
@@ -355,7 +355,12 @@ async def _listen(option: str, address: Address, start: Any) -> None:
 
 
 def _load_prepared(loader: DeclarativeLoader) -> Snapshot:
-    """Load the declarative file and compile its routes' regex paths."""
+    """Load the declarative file and file its new routes for the router."""
     snapshot = loader.load()
-    prepare(snapshot.config.get("routes") or ())
+    routes = snapshot.config.get("routes") or ()
+    fresh = loader.fresh_routes
+    if len(fresh) == len(routes):
+        prepare(routes, whole=True)
+    else:
+        prepare(fresh)
     return snapshot

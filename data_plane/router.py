@@ -51,6 +51,13 @@ _HOST, _HEADER, _URI, _METHOD, _SNI = 0x40, 0x20, 0x10, 0x08, 0x04
 _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {}
 _PATTERNS_LIMIT = 100_000
 
+# Route id -> (route entity, its entries without targets), made by
+# `prepare` off the event loop for the next build; a build takes what it
+# uses and drops the rest.
+_PREPARED: dict[str, tuple[Mapping[str, Any], _Filing[Any]]] = {}
+# A whole router built ahead by `prepare`, with the routes it was built from.
+_PREPARED_WHOLE: list[tuple[list[Mapping[str, Any]], Router[Any]]] = []
+
 _Headers = tuple[tuple[str, frozenset[str], re.Pattern[str] | None], ...]
 
 # Routes (or shelves) handled between two yields of a router being built a
@@ -364,7 +371,24 @@ class Router(Generic[T]):
         previous: Router[T] | None = None,
         unchanged: Container[str] = (),
     ) -> Generator[None, None, Router[T]]:
-        """Build a router a slice at a time: it yields every few routes."""
+        """Build a router a slice at a time: it yields every few routes.
+
+        A router that :func:`prepare` built ahead for these very route
+        entities is taken as it is: its entries only get their targets.
+        """
+        whole = _PREPARED_WHOLE.pop() if _PREPARED_WHOLE else None
+        if whole is not None and len(whole[0]) == len(routes):
+            prepared_routes, router = whole
+            if all(a is b for a, (b, _) in zip(prepared_routes, routes, strict=True)):
+                filed = router._filed
+                for position, (route, target) in enumerate(routes):
+                    if position % STEP == STEP - 1:
+                        yield
+                    for entry in filed[str(route.get("id") or "")].entries:
+                        entry.target = target
+                        entry.found.target = target
+                _PREPARED.clear()
+                return router
         router = cls(())
         yield from router._fill(routes, previous, unchanged)
         return router
@@ -388,7 +412,7 @@ class Router(Generic[T]):
             route_id = str(route.get("id") or "")
             filing = old.get(route_id) if route_id in unchanged else None
             if filing is None:
-                filing = _file(route, target)
+                filing = _prepared(route, target) or _file(route, target)
                 for key in filing.shelves:
                     changes.setdefault(key, ([], []))[1].extend(filing.entries)
                 replaced = old.get(route_id)
@@ -462,6 +486,7 @@ class Router(Generic[T]):
                     yield
                 yield from shelf.seal()
         self._hostless_only = (self._hostless,)
+        _PREPARED.clear()  # what this build did not take is stale now
 
     def parts(self) -> list[object]:
         """Return the pieces that hold most of this router's memory.
@@ -594,20 +619,45 @@ def _file(route: Mapping[str, Any], target: T) -> _Filing[T]:
     return _Filing(entries, [_shelf_key(host) for host in hosts] or [_HOSTLESS])
 
 
-def prepare(routes: Iterable[Mapping[str, Any]]) -> None:
-    """Compile the regex paths of `routes` ahead of the router's build.
+def prepare(routes: Iterable[Mapping[str, Any]], *, whole: bool = False) -> None:
+    """File `routes` ahead of the router's build, regex paths compiled.
 
     For the thread that reads or decodes a config before it is applied:
-    the build, a slice at a time on the event loop, then finds them
-    compiled. A bad regex is left for the build to report.
+    the build, a slice at a time on the event loop, then takes the entries
+    made here for the very same route entities and only gives them their
+    targets. With `whole`, `routes` are all the config's routes and the
+    router itself is built here, shelves sorted. A route that cannot be
+    filed (a bad regex) is left for the build to report.
     """
+    routes = list(routes)
+    _PREPARED_WHOLE.clear()
+    if whole:
+        try:
+            router: Router[Any] = Router([(route, None) for route in routes])
+        except ValidationError:
+            return
+        _PREPARED_WHOLE.append((routes, router))
+        return
+    prepared: dict[str, tuple[Mapping[str, Any], _Filing[Any]]] = {}
     for route in routes:
-        for path in route.get("paths") or ():
-            if isinstance(path, str) and path.startswith("~") and path not in _PATTERNS:
-                try:
-                    _compile(path, str(route.get("id")))
-                except ValidationError:
-                    pass
+        try:
+            prepared[str(route.get("id") or "")] = (route, _file(route, None))
+        except ValidationError:
+            pass
+    _PREPARED.clear()
+    _PREPARED.update(prepared)
+
+
+def _prepared(route: Mapping[str, Any], target: T) -> _Filing[T] | None:
+    """Return the filing `prepare` made for `route`, given `target`, if any."""
+    found = _PREPARED.pop(str(route.get("id") or ""), None)
+    if found is None or found[0] is not route:
+        return None
+    filing: _Filing[T] = found[1]
+    for entry in filing.entries:
+        entry.target = target
+        entry.found.target = target
+    return filing
 
 
 def _shelf_key(host: str) -> _ShelfKey:

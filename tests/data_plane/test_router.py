@@ -375,5 +375,58 @@ def test_prepare_compiles_regex_paths_ahead_and_leaves_bad_ones_to_the_build() -
     prepare(routes)
     assert routes[0]["paths"][0] in router_module._PATTERNS
     assert pick(routes[:1], "/prepared/12") == "a"
+    prepare(routes)
     with pytest.raises(ValidationError):
         Router([(r, r["id"]) for r in routes])
+
+
+def test_a_build_takes_the_entries_prepared_for_the_same_route_objects() -> None:
+    routes = mixed_routes(30)
+    prepare([r for r, _ in routes[:20]])
+    prepared = dict(router_module._PREPARED)
+    copy = dict(routes[25][0])
+    routes[25] = (copy, "r25")
+    router: Router[str] = Router(routes)
+    for route_id, (_, filing) in prepared.items():
+        assert router._filed[route_id] is filing
+    assert "r25" not in prepared and router._filed["r25"].entries
+    assert router_module._PREPARED == {}
+    found = router.match("GET", "", "/p3/api/x", {})
+    assert found is not None and found.target == "r3"
+    assert _answers(router, _mixed_requests()) == _answers(
+        Router(mixed_routes(30)), _mixed_requests()
+    )
+
+
+def _mixed_requests() -> list[Any]:
+    requests: list[Any] = [("GET", "", f"/p{i}/api", {}) for i in range(0, 30, 3)]
+    requests += [("GET", f"h{i}.example.com", "/", {}) for i in range(1, 30, 3)]
+    requests += [("GET", "", f"/x{i}/5", {}) for i in range(2, 30, 3)]
+    return requests
+
+
+def test_a_build_adopts_the_whole_router_prepared_for_the_same_routes() -> None:
+    routes = mixed_routes(60)
+    prepare([r for r, _ in routes], whole=True)
+    ((_, prepared),) = router_module._PREPARED_WHOLE
+    built = _built(Router.build(routes))
+    assert built is prepared and router_module._PREPARED_WHOLE == []
+    assert _answers(built, _mixed_requests()) == _answers(
+        Router(mixed_routes(60)), _mixed_requests()
+    )
+    # Routes that are other objects (another config) build a router anew.
+    prepare([r for r, _ in routes], whole=True)
+    ((_, unused),) = router_module._PREPARED_WHOLE
+    others = [(dict(r), target) for r, target in routes]
+    fresh = _built(Router.build(others))
+    assert fresh is not unused and router_module._PREPARED_WHOLE == []
+    assert _answers(fresh, _mixed_requests()) == _answers(built, _mixed_requests())
+
+
+def _built(steps: Any) -> Router[str]:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            router: Router[str] = done.value
+            return router
