@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 HEAD_LIMIT = 32 * 1024  # request line and headers, in total
 LINE_LIMIT = 8 * 1024  # one header line or the URL, like nginx's buffers
 QUEUE_LIMIT = 32  # pipelined requests parsed ahead of the active one
+LINGER = 5.0  # seconds a refused client may go on sending before the close
 
 # Method names as parsed -> as str, so the usual ones are not decoded again.
 _METHODS = {
@@ -76,6 +77,7 @@ class ClientConnection(asyncio.Protocol):
         self._rejected: LocalResponse | None = None
         self.paused: set[str] = set()  # why reading is paused; empty: it is not
         self.write_paused = False  # the client's transport buffer is full
+        self._linger: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
 
@@ -119,6 +121,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
+        if self._linger is not None:
+            self._linger.cancel()
         self.server.forget(self)
         if self.active is not None:
             self.active.abandon()
@@ -284,7 +288,27 @@ class ClientConnection(asyncio.Protocol):
         self.write(
             responses.serialize(self._rejected, close=True, head=False, latency_ms=0)
         )
-        self._close()
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Close after the client stops sending, or after `LINGER` seconds.
+
+        A refused client is often still sending (a head or body too large).
+        Closing with its bytes unread would reset the connection, and a reset
+        can destroy the response before the client reads it (RFC 9112,
+        9.6). So the response goes out followed by our FIN, and what the
+        client still sends is read and dropped until it closes too.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            self._close()
+            return
+        transport.write_eof()
+        self.paused.clear()
+        transport.resume_reading()
+        self._linger = self.loop.call_later(LINGER, self._close)
 
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
