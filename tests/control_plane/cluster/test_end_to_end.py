@@ -314,36 +314,6 @@ def test_a_node_with_another_groups_certificate_learns_no_config(
         assert ready.status_code == 503
 
 
-def test_a_config_the_node_cannot_compile_is_reported_and_the_old_one_serves(
-    walkthrough: Walkthrough,
-) -> None:
-    node = walkthrough.start_node("CRG", "crg-node")
-    with node:
-        walkthrough.serve_mock(node)
-        good = node.status()["config"]
-
-        # Kong accepts any `~*` header value; Python's re cannot compile this.
-        reply = walkthrough.api.post(
-            walkthrough.entities("SRG1") + "/services/mock/routes",
-            json={"paths": ["/v"], "headers": {"x-version": ["~*(unclosed"]}},
-        )
-        assert reply.status_code == 201, reply.text
-
-        def failed() -> dict[str, Any] | None:
-            for row in walkthrough.node_rows("CRG"):
-                if row["sync_state"] == "apply_failed":
-                    return row
-            return None
-
-        row = eventually(failed)
-        assert row["error"].startswith(f"version {good['version'] + 1}: compile: ")
-        assert "x-version" in row["error"]
-        assert row["config_version"] == good["version"]
-        assert node.status()["config"] == good
-        answer = _proxy_status(node, "/mock/request")
-        assert answer is not None and answer.status_code == 200
-
-
 def test_a_config_with_a_plugin_the_node_lacks_marks_it_incompatible(
     walkthrough: Walkthrough,
 ) -> None:

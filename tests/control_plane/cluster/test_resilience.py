@@ -7,7 +7,9 @@ partitions or cuts.
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -320,3 +322,44 @@ def test_revoking_a_certificate_disconnects_its_node_within_seconds(
     # Refused for good, and still serving what it had.
     assert _serves(node, "/mock/request")
     assert not any(row["connected"] for row in site.node_rows())
+
+
+def test_a_config_the_node_cannot_compile_is_reported_and_the_old_one_serves(
+    site: Site,
+) -> None:
+    site.add_route("/mock")
+    node = site.start_node()
+    eventually(lambda: _serves(node, "/mock/request"))
+    good = node.status()["config"]
+
+    # The admin API refuses a header regex that does not compile, but a
+    # database written by another version of Portico may hold one: the
+    # route is changed behind the control plane's back while it is down.
+    site.cp.stop()
+    database = sqlite3.connect(site.cp.prefix / "portico.db")
+    with database:
+        (body,) = database.execute(
+            "SELECT body FROM entities WHERE type = 'routes'"
+        ).fetchone()
+        route = json.loads(body)
+        route["headers"] = {"x-version": ["~*(unclosed"]}
+        database.execute(
+            "UPDATE entities SET body = ? WHERE type = 'routes'", [json.dumps(route)]
+        )
+    database.close()
+    site.restart_control_plane()
+
+    def failed() -> dict[str, Any] | None:
+        for row in site.node_rows():
+            if row["sync_state"] == "apply_failed":
+                return row
+        return None
+
+    row = eventually(failed)
+    assert ": compile: " in row["error"] and "x-version" in row["error"]
+    assert (row["config_version"], row["config_hash"]) == (
+        good["version"],
+        good["hash"],
+    )
+    assert node.status()["config"] == good
+    assert _serves(node, "/mock/request")
