@@ -12,16 +12,26 @@ CONFIG     node            a config frame, the same bytes the control plane
 LISTEN     node            ``{"host", "port"}``: start accepting proxy clients
 STATUS     node            empty: report what you serve and your counters
 SCRAPE     node            empty: send your Prometheus counters
+TOTALS     node            ``{"counts"}``: rate-limiting's node-wide counts,
+                           rows of ``[route, service, identifier, period,
+                           window start, total, [count of each worker]]``
 APPLIED    worker          ``{"version", "hash", "compile_ms", "swapped_at"}``
 REFUSED    worker          ``{"version", "hash", "reason"}``: config not applied
 LISTENING  worker          ``{"port"}``
 FAILED     worker          ``{"errno", "reason"}``: cannot listen
 REPORT     worker          ``{"config", "counters"}``, the answer to STATUS
 METRICS    worker          ``{"series", "figures"}``, the answer to SCRAPE
+TALLY      worker          ``{"counts"}``: its own rate-limiting counts, rows
+                           of ``[route, service, identifier, period, window
+                           start, count]``
 =========  ==============  =====================================================
 
 A worker answers CONFIG and LISTEN in the order it received them, and
-STATUS and SCRAPE at once, each kind in order among themselves. The socket
+STATUS and SCRAPE at once, each kind in order among themselves. While it
+counts requests, a worker sends a TALLY ``SYNC_INTERVAL`` after its first
+new count; the node sends the totals that changed to every worker in one
+TOTALS, and a worker it starts again the totals of every current window
+before anything else; a worker takes TOTALS at once. The socket
 pair never leaves the machine and both ends are Portico, so a malformed
 message is a bug: it raises :exc:`ChannelError`, and the process that
 reads it ends the pair.
@@ -35,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from data_plane.plugins.rate_limiting import WINDOWS
 from shared.errors import PorticoError
 from shared.messages import MAX_CONFIG_SIZE
 
@@ -42,12 +53,14 @@ CONFIG = b"C"
 LISTEN = b"L"
 STATUS = b"S"
 SCRAPE = b"P"
+TOTALS = b"O"
 APPLIED = b"A"
 REFUSED = b"R"
 LISTENING = b"U"
 FAILED = b"F"
 REPORT = b"T"
 METRICS = b"M"
+TALLY = b"Y"
 
 _HEAD = struct.Struct(">IB")
 _KINDS = {
@@ -55,12 +68,14 @@ _KINDS = {
     LISTEN,
     STATUS,
     SCRAPE,
+    TOTALS,
     APPLIED,
     REFUSED,
     LISTENING,
     FAILED,
     REPORT,
     METRICS,
+    TALLY,
 }
 # Both ends are Portico: the bound only catches a broken stream. A config
 # from a declarative file is not bound by --cluster-max-payload, and its
@@ -129,3 +144,32 @@ def load(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ChannelError("message body is not a JSON object")
     return value
+
+
+def load_counts(body: bytes, *, slot: int | None = None) -> list[list[Any]]:
+    """Decode the rows of a TALLY, or of a TOTALS for the worker in `slot`.
+
+    Raises ChannelError unless every row has the shape the table gives.
+    """
+    rows = load(body).get("counts")
+    if not isinstance(rows, list):
+        raise ChannelError("counts is not a list")
+    width = 6 if slot is None else 7
+    for row in rows:
+        if not (
+            isinstance(row, list)
+            and len(row) == width
+            and all(isinstance(part, str) for part in row[:4])
+            and row[3] in WINDOWS
+            and all(type(number) is int for number in row[4:6])
+        ):
+            raise ChannelError(f"not a row of counts: {row!r:.200}")
+        if slot is not None:
+            shares = row[6]
+            if not (
+                isinstance(shares, list)
+                and len(shares) > slot
+                and all(type(number) is int for number in shares)
+            ):
+                raise ChannelError(f"no share for worker {slot}: {row!r:.200}")
+    return rows

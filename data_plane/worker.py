@@ -6,6 +6,9 @@ config: the worker applies the config frames the node sends, in the order
 sent, answering each; starts accepting proxy clients when told, on a port
 it shares with its siblings (SO_REUSEPORT); and answers status and metrics
 requests at once, even while a large config compiles a slice at a time.
+It reports its rate-limiting counts to the node and takes the node-wide
+totals back, so that `local` limits hold for the node
+(:mod:`data_plane.plugins.rate_limiting`).
 
 SIGTERM drains a worker as it drains a node. A worker whose node is gone
 (the socket pair reads its end) drains and exits too, so that no worker
@@ -30,6 +33,7 @@ import uvloop
 from data_plane import channel
 from data_plane.channel import Channel, ChannelError
 from data_plane.metrics import REGISTRY
+from data_plane.plugins import rate_limiting
 from data_plane.proxy.server import ProxyServer
 from data_plane.runtime.switch import Switch, aside
 from data_plane.settings import LOG_LEVELS
@@ -64,10 +68,13 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
 
-        # The reader answers status and metrics requests itself, and queues
-        # configs and the order to listen for the applier, which takes them
-        # one by one.
+        # The reader answers status and metrics requests and takes
+        # rate-limiting totals itself, and queues configs and the order to
+        # listen for the applier, which takes them one by one.
         inbox: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
+        rate_limiting.share_counts(
+            self.index, lambda rows: link.send_json(channel.TALLY, {"counts": rows})
+        )
         reader = loop.create_task(self._read(link, inbox))
         applier = loop.create_task(self._apply_each(link, inbox))
         stopped = loop.create_task(stop.wait())
@@ -97,6 +104,8 @@ class Worker:
                 link.send_json(channel.REPORT, self._report())
             elif kind == channel.SCRAPE:
                 link.send_json(channel.METRICS, self._metrics())
+            elif kind == channel.TOTALS:
+                rate_limiting.hear_counts(channel.load_counts(body, slot=self.index))
             elif kind in (channel.CONFIG, channel.LISTEN):
                 inbox.put_nowait(message)
             else:

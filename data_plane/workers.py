@@ -18,12 +18,18 @@ A worker that exits is started again on the node's config before it
 accepts a client: at once if it ran for a while, else after a delay that
 doubles, up to 10 s, so that a worker that cannot start does not spin.
 While a worker joins, configs wait, and the other way round.
+
+The node adds up the workers' rate-limiting counts (:class:`NodeTotals`):
+each TALLY a worker sends changes some totals, which go to every worker as
+one TOTALS message; a worker started again first gets the totals of every
+current window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -35,11 +41,14 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 import data_plane
 from data_plane import channel
 from data_plane.agent import backoff
 from data_plane.channel import Channel, ChannelError
 from data_plane.metrics import NODE_TOTALS, Registry, add_figures
+from data_plane.plugins.rate_limiting import NodeTotals
 from shared.delta import entity_count
 from shared.errors import PorticoError, ValidationError
 from shared.messages import encode_config
@@ -57,6 +66,8 @@ REPORT_TIMEOUT = 1.0
 _ASIDE_ENTITIES = 2000
 # Counters that are not running totals, and so are not kept from dead workers.
 _GAUGES = frozenset({"connections"})
+# Names every worker process for the rate-limiting totals, never twice.
+_SERIALS = itertools.count()
 
 
 class WorkerError(PorticoError):
@@ -70,6 +81,7 @@ class WorkerProcess:
         self, index: int, process: asyncio.subprocess.Process, link: Channel
     ) -> None:
         self.index = index
+        self.serial = next(_SERIALS)
         self.process = process
         self.link = link
         self.started = time.monotonic()
@@ -121,6 +133,9 @@ class WorkerPool:
         self._retired: dict[str, int] = {}
         self._retired_series = Registry()
         self._retired_figures: dict[str, int] = {}
+        # Rate-limiting counts, and whether a TOTALS message is due.
+        self._totals = NodeTotals()
+        self._sharing = False
 
         # The config every worker serves, as a snapshot and as its frame.
         self._snapshot: Snapshot | None = None
@@ -423,6 +438,13 @@ class WorkerPool:
                 worker.process.kill()
 
     def _take(self, worker: WorkerProcess, kind: bytes, body: bytes) -> None:
+        if kind == channel.TALLY:
+            self._totals.add(worker.serial, channel.load_counts(body))
+            if not self._sharing:
+                # Tallies that arrive together leave in one message.
+                self._sharing = True
+                asyncio.get_running_loop().call_soon(self._share_totals)
+            return
         value = channel.load(body)
         if kind == channel.APPLIED:
             worker.serving = (value["version"], value["hash"])
@@ -450,6 +472,17 @@ class WorkerPool:
                     break
         else:
             raise ChannelError(f"unexpected message {kind!r} from a worker")
+
+    def _share_totals(self) -> None:
+        self._sharing = False
+        rows = self._totals.changed(self._serials())
+        if rows:
+            body = orjson.dumps({"counts": rows})
+            for worker in self._alive():
+                worker.link.send(channel.TOTALS, body)
+
+    def _serials(self) -> list[int | None]:
+        return [w.serial if w is not None else None for w in self._slots]
 
     async def _watch(self, worker: WorkerProcess) -> None:
         code = await worker.process.wait()
@@ -505,7 +538,11 @@ class WorkerPool:
                 return
             self._restarts[index] += 1
             worker = await self._spawn(index)
-            # Queued in order: the worker serves the config before it listens.
+            # Queued in order: the worker knows the node's rate-limiting
+            # counts and serves the config before it listens.
+            rows = self._totals.current(self._serials())
+            if rows:
+                worker.link.send_json(channel.TOTALS, {"counts": rows})
             if self._frame is not None:
                 worker.link.send(channel.CONFIG, self._frame)
             assert self._address is not None, "restarts begin after start"

@@ -8,16 +8,35 @@ when a count has reached its limit; it is counted otherwise.
 Counters belong to the plugin's scope (its route and service, as Kong keys
 them), the identifier `limit_by` names, and the period and window:
 
-- `local`: in this process, kept across config versions;
+- `local`: in the node's memory, kept across config versions;
 - `redis`: in Redis, shared by every node using it, one pipeline of
   INCRBY and EXPIRE per request (the count is taken as it is raised, so a
-  refused request is counted too: the answer is the same as Kong's).
+  refused request is counted too: the answer is the same as Kong's). It
+  is exact across nodes and their workers.
 
 The client sees Kong's `RateLimit-Limit`, `RateLimit-Remaining` and
 `RateLimit-Reset` (for the limit closest to being reached), one
 `X-RateLimit-Limit-<Period>` and `X-RateLimit-Remaining-<Period>` per limit,
 and `Retry-After` on a refusal, unless `hide_client_headers` is set.
 `sync_rate` is not used: the `redis` policy always counts in Redis.
+
+With ``--workers N`` the `local` counts are the node's, as Kong's shared
+dict makes them, but not exact. Each worker counts in its own memory,
+sends the node its own count of each window it counted in
+`SYNC_INTERVAL` (50 ms) after its first new count (:class:`NodeTotals`
+adds them up), and hears back the node-wide totals of the windows that
+changed, with each worker's share. A worker decides with its own count,
+exact, plus the other workers' counts as last heard, which lag by at most
+one interval and the time a message takes. So a node admits at most the
+limit plus what its other workers admitted within that lag, and never
+more than N times the limit (each worker alone stops at it); requests
+that come one interval (and a message) apart get exactly the limit, and
+a node never refuses before the limit is reached. An exact shared counter
+would need memory every worker changes atomically, which Python offers
+only with a lock or a message per request, either of which costs the
+proxy more than counting does. A worker that exits loses what it counted
+since its last report; the one that replaces it starts from the node's
+totals. With one process nothing is sent.
 """
 
 from __future__ import annotations
@@ -27,7 +46,7 @@ import calendar
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -61,10 +80,20 @@ _EMPTY_UUID = "00000000-0000-0000-0000-000000000000"
 _ERROR = LocalResponse.message(500, "An unexpected error occurred")
 _SWEEP_EVERY = 60.0  # seconds between sweeps of the ended local windows
 _WARN_EVERY = 10.0  # seconds between warnings about an unreachable Redis
+# Seconds from a worker's first new count to its report to the node.
+SYNC_INTERVAL = 0.05
 
-# (route id, service id, identifier, period) -> [window start, count]
+# (route id, service id, identifier, period) -> [window start, count,
+# others]: the count decides and includes `others`, the other workers'
+# counts as last heard (0 in a process that counts alone).
 _Key = tuple[str, str, str, str]
 _COUNTERS: dict[_Key, list[int]] = {}
+# With workers: the keys counted since the last report (a report is due
+# while it is not empty), what sends one, and this worker's place in the
+# node's shares. None while the process counts alone.
+_touched: set[_Key] | None = None
+_report: Callable[[list[list[Any]]], None] | None = None
+_slot = 0
 _CACHED_KEYS = 10_000  # identifiers whose counter keys a plugin keeps
 _next_sweep = 0.0
 _last_warning = 0.0
@@ -105,7 +134,7 @@ def _sweep(now: float) -> None:
     global _next_sweep
     _next_sweep = now + _SWEEP_EVERY
     ended = [
-        key for key, (start, _) in _COUNTERS.items() if start + WINDOWS[key[3]] <= now
+        key for key, entry in _COUNTERS.items() if entry[0] + WINDOWS[key[3]] <= now
     ]
     for key in ended:
         del _COUNTERS[key]
@@ -200,12 +229,14 @@ class RateLimiting:
             start = starts[period]
             entry = _COUNTERS.get(key)
             if entry is None or entry[0] != start:
-                entry = _COUNTERS[key] = [start, 0]
+                entry = _COUNTERS[key] = [start, 0, 0]
             entries.append(entry)
         answer = self._decide(ctx, [entry[1] for entry in entries], now, starts)
         if answer is None:
             for entry in entries:
                 entry[1] += 1
+            if _touched is not None:
+                _touch(keys)
         return answer
 
     def _keys_of(self, identifier: str) -> tuple[tuple[_Key, str], ...]:
@@ -353,3 +384,130 @@ def _client(settings: tuple[Any, ...]) -> aioredis.Redis:
             retry=Retry(NoBackoff(), 0),
         )
     return client
+
+
+# Counting node-wide with workers
+
+
+def share_counts(slot: int, report: Callable[[list[list[Any]]], None]) -> None:
+    """Count node-wide as the worker in `slot`, sending own counts to `report`.
+
+    `report` receives rows of ``[route, service, identifier, period, window
+    start, count]``: this worker's own count of each window it counted in
+    since its last report.
+    """
+    global _touched, _report, _slot
+    _touched, _report, _slot = set(), report, slot
+
+
+def _touch(keys: tuple[tuple[_Key, str], ...]) -> None:
+    """Note the keys just counted; the first since a report makes one due."""
+    assert _touched is not None, "counts noted in a process that counts alone"
+    if not _touched:
+        asyncio.get_running_loop().call_later(SYNC_INTERVAL, _send_counts)
+    _touched.update([key for key, _ in keys])
+
+
+def _send_counts() -> None:
+    """Report this worker's own counts of the keys counted since the last one."""
+    global _touched
+    touched, _touched = _touched, set()
+    assert touched is not None and _report is not None, "a report while alone"
+    rows: list[list[Any]] = []
+    for key in touched:
+        entry = _COUNTERS.get(key)
+        if entry is not None:
+            rows.append([*key, entry[0], entry[1] - entry[2]])
+    if rows:
+        _report(rows)
+
+
+def hear_counts(rows: Iterable[Sequence[Any]]) -> None:
+    """Take the node-wide totals of some windows, as :class:`NodeTotals` rows."""
+    now = time.time()
+    if now >= _next_sweep:
+        _sweep(now)
+    for route, service, identifier, period, start, total, shares in rows:
+        others = total - shares[_slot]
+        key = (route, service, identifier, period)
+        entry = _COUNTERS.get(key)
+        if entry is None or entry[0] < start:
+            if start + WINDOWS[period] > now:
+                _COUNTERS[key] = [start, others, others]
+        elif entry[0] == start:
+            entry[1] += others - entry[2]
+            entry[2] = others
+
+
+class NodeTotals:
+    """Add up the `local` counts of a node's workers, window by window.
+
+    Each worker (named by a key that no later worker reuses) reports its
+    own count of a window; the node keeps every worker's latest and their
+    sum, the total. A worker that exits leaves its counts in the totals.
+    Answers are rows of ``[route, service, identifier, period, window
+    start, total, shares]``, `shares` being the count of the worker in each
+    slot, so that one row serves every worker: each takes its own share out
+    of the total. The same rows sent twice change nothing.
+    """
+
+    def __init__(self) -> None:
+        # key -> [window start, total, {worker: its count}]
+        self._windows: dict[_Key, list[Any]] = {}
+        self._changed: set[_Key] = set()
+        self._next_sweep = 0.0
+
+    def add(self, worker: Hashable, rows: Iterable[Sequence[Any]]) -> None:
+        """Take a worker's report of its own counts."""
+        now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        for route, service, identifier, period, start, count in rows:
+            key = (route, service, identifier, period)
+            window = self._windows.get(key)
+            if window is None or window[0] < start:
+                if start + WINDOWS[period] <= now:
+                    continue
+                window = self._windows[key] = [start, 0, {}]
+            elif window[0] > start:
+                continue  # a report about a window that has ended since
+            counts = window[2]
+            window[1] += count - counts.get(worker, 0)
+            counts[worker] = count
+            self._changed.add(key)
+
+    def changed(self, slots: Sequence[Hashable | None]) -> list[list[Any]]:
+        """Return the rows of the windows changed since the last call."""
+        changed, self._changed = self._changed, set()
+        windows = self._windows
+        return [
+            self._row(key, windows[key], slots) for key in changed if key in windows
+        ]
+
+    def current(self, slots: Sequence[Hashable | None]) -> list[list[Any]]:
+        """Return the rows of every window not ended, for a worker that starts."""
+        now = time.time()
+        return [
+            self._row(key, window, slots)
+            for key, window in self._windows.items()
+            if window[0] + WINDOWS[key[3]] > now
+        ]
+
+    @staticmethod
+    def _row(
+        key: _Key, window: list[Any], slots: Sequence[Hashable | None]
+    ) -> list[Any]:
+        counts = window[2]
+        # An empty slot (None) has no counts.
+        shares = [counts.get(worker, 0) for worker in slots]
+        return [*key, window[0], window[1], shares]
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + _SWEEP_EVERY
+        ended = [
+            key
+            for key, window in self._windows.items()
+            if window[0] + WINDOWS[key[3]] <= now
+        ]
+        for key in ended:
+            del self._windows[key]
