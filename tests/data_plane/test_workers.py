@@ -8,9 +8,9 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -29,22 +29,9 @@ from tests.support.dataplane import (
     write_config,
 )
 from tests.support.processes import start_control_plane
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], seconds: float = 20) -> T:
-    """Return the first truthy result of `probe`, or fail after the deadline."""
-    end = time.monotonic() + deadline(seconds)
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"condition not met within {seconds}s")
-        time.sleep(0.02)
 
 
 def _config(echo: EchoProcess, path: str = "/mock") -> dict[str, Any]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -18,25 +16,11 @@ from support.dataplane import (
     start_echo,
 )
 from support.processes import ControlPlaneProcess, start_control_plane
+from support.waiting import eventually
 
 from control_plane import pki
 
 pytestmark = pytest.mark.slow
-
-SCALE = float(os.environ.get("PORTICO_TEST_TIMEOUT_SCALE", "1"))
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], seconds: float = 20) -> T:
-    """Return the first truthy result of `probe`, or fail after the deadline."""
-    end = time.monotonic() + seconds * SCALE
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"condition not met within {seconds}s")
-        time.sleep(0.05)
 
 
 @dataclass

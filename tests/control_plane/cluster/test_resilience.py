@@ -8,14 +8,12 @@ partitions or cuts.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,25 +26,11 @@ from support.dataplane import (
 )
 from support.processes import ControlPlaneProcess, start_control_plane
 from support.relay import ThreadedRelay, start_relay
+from support.waiting import eventually
 
 from control_plane import pki
 
 pytestmark = pytest.mark.slow
-
-SCALE = float(os.environ.get("PORTICO_TEST_TIMEOUT_SCALE", "1"))
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], seconds: float = 20) -> T:
-    """Return the first truthy result of `probe`, or fail after the deadline."""
-    end = time.monotonic() + seconds * SCALE
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"condition not met within {seconds}s")
-        time.sleep(0.05)
 
 
 def _get(url: str) -> httpx.Response | None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,8 +20,7 @@ from tests.support.dataplane import (
     start_data_plane,
     start_echo,
 )
-
-T = TypeVar("T")
+from tests.support.waiting import eventually
 
 _EVERYTHING = {
     "status_code_metrics": True,
@@ -63,18 +61,6 @@ def value(samples: list[Sample], name: str, **labels: str) -> float:
 def routes_of(samples: list[Sample]) -> set[str]:
     """Return the route labels that any sample carries."""
     return {labels["route"] for _, labels, _ in samples if "route" in labels}
-
-
-def eventually(probe: Callable[[], T | None], seconds: float = 10) -> T:
-    """Return the first truthy result of `probe`, or fail after the deadline."""
-    end = time.monotonic() + deadline(seconds)
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"condition not met within {seconds}s")
-        time.sleep(0.02)
 
 
 def _prometheus(**config: Any) -> dict[str, Any]:

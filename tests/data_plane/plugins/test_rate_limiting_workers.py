@@ -15,9 +15,9 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -30,8 +30,7 @@ from tests.support.dataplane import (
     start_data_plane,
     start_echo,
 )
-
-T = TypeVar("T")
+from tests.support.waiting import eventually
 
 # Long enough for a worker's report and the node's totals to go round.
 PACE = deadline(SYNC_INTERVAL * 4)
@@ -104,18 +103,6 @@ def client(node: DataPlaneProcess) -> Iterator[httpx.Client]:
         time.sleep(left)
     with httpx.Client(base_url=node.proxy_url, timeout=deadline(10)) as http:
         yield http
-
-
-def eventually(probe: Callable[[], T | None], seconds: float = 20) -> T:
-    """Return the first truthy result of `probe`, or fail after the deadline."""
-    end = time.monotonic() + deadline(seconds)
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"condition not met within {seconds}s")
-        time.sleep(0.02)
 
 
 def _serving(node: DataPlaneProcess) -> list[dict[str, Any]]:
