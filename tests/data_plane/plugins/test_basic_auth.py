@@ -16,7 +16,6 @@ from tests.support.dataplane import (
     DataPlaneProcess,
     EchoProcess,
     start_data_plane,
-    start_echo,
 )
 
 ALICE = "2a7a3c6e-0b7d-4c5e-9d51-3f0f8f6b1a01"
@@ -69,12 +68,6 @@ def _config(echo: EchoProcess, alice_password: str = "secret") -> dict[str, Any]
         ],
         "plugins": [{"name": "basic-auth"}],
     }
-
-
-@pytest.fixture(scope="module")
-def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoProcess]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

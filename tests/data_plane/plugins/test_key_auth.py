@@ -15,7 +15,6 @@ from tests.support.dataplane import (
     DataPlaneProcess,
     EchoProcess,
     start_data_plane,
-    start_echo,
 )
 
 ALICE = "7c1d2e3f-0b7d-4c5e-9d51-3f0f8f6b1a01"
@@ -76,12 +75,6 @@ def _config(echo: EchoProcess) -> dict[str, Any]:
             {"id": GUEST, "username": "guest"},
         ],
     }
-
-
-@pytest.fixture(scope="module")
-def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoProcess]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from tests.support.dataplane import (
     DataPlaneProcess,
     EchoProcess,
     start_data_plane,
-    start_echo,
 )
 from tests.support.waiting import eventually
 
@@ -143,12 +142,6 @@ def _config(echo: EchoProcess) -> dict[str, Any]:
             },
         ],
     }
-
-
-@pytest.fixture(scope="module")
-def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoProcess]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

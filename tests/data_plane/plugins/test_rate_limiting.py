@@ -22,7 +22,6 @@ from tests.support.dataplane import (
     DataPlaneProcess,
     EchoProcess,
     start_data_plane,
-    start_echo,
 )
 
 ALICE_KEY = "alice-key"
@@ -119,12 +118,6 @@ def _config(echo: EchoProcess) -> dict[str, Any]:
             {"username": "bob", "keyauth_credentials": [{"key": BOB_KEY}]},
         ],
     }
-
-
-@pytest.fixture(scope="module")
-def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoProcess]:
-    with start_echo(tmp_path_factory.mktemp("echo")) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")
