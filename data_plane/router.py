@@ -74,6 +74,7 @@ class RouteMatch(Generic[T]):
 
     target: T
     matched: int
+    captures: re.Match[str] | None = None  # a regex path's match, for its groups
 
 
 class _Entry(Generic[T]):
@@ -555,7 +556,7 @@ class Router(Generic[T]):
                         hit = regex.match(path)
                         if hit is not None:
                             best = candidate
-                            found = RouteMatch(candidate.target, hit.end())
+                            found = RouteMatch(candidate.target, hit.end(), hit)
                             break
                 if depth == last:
                     break
@@ -577,7 +578,7 @@ class Router(Generic[T]):
                     hit = candidate.regex.match(path)
                     if hit is not None:
                         best = candidate
-                        found = RouteMatch(candidate.target, hit.end())
+                        found = RouteMatch(candidate.target, hit.end(), hit)
                         break
         return found
 

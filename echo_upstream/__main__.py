@@ -51,8 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Run a mockbin-like upstream: /request/... (and any other path) "
             "echoes the request's method, path, query, headers and body as "
             "JSON, or as an HTML page when the client's Accept prefers "
-            "text/html. /status/<code>, /delay/<ms>, /stream/<n> and "
-            "/bytes/<n> serve tests and benchmarks."
+            "text/html. /status/<code>, /delay/<ms>, /stream/<n>, "
+            "/bytes/<n> and /reply (the request's body back, with the query's "
+            "type, encoding and chunked=1) serve tests and benchmarks."
         ),
     )
     parser.add_argument(

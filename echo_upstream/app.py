@@ -6,6 +6,10 @@ Paths:
 - `/delay/<ms>`: wait, then echo (for timeout tests);
 - `/stream/<n>`: a chunked response of n JSON lines;
 - `/bytes/<n>`: n bytes of body with a Content-Length, sent in pieces;
+- `/reply`: answer the request's body as the response's, with the query's
+  `type` as Content-Type (default `application/json`), its `encoding` as
+  Content-Encoding (the body is sent as it came), and `chunked=1` for a
+  chunked body in pieces instead of a Content-Length;
 - anything else, `/request/...` included: echo the request as JSON, or as
   an HTML page when the client's Accept prefers text/html.
 """
@@ -143,6 +147,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     number = _number(parts[1]) if len(parts) == 2 else None
     body = await _read_body(receive)
 
+    if scope["path"] == "/reply":
+        await _reply(send, body, _query(scope.get("query_string", b"")))
+        return
     if action == "status" and number is not None and 200 <= number <= 599:
         await _respond(send, number, orjson.dumps({"status": number}))
         return
@@ -160,6 +167,27 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _respond(send, 200, _page(echo), b"text/html; charset=utf-8")
     else:
         await _respond(send, 200, orjson.dumps(echo))
+
+
+async def _reply(send: Send, body: bytes, query: dict[str, str | list[str]]) -> None:
+    def option(name: str, default: str = "") -> str:
+        value = query.get(name, default)
+        return value if isinstance(value, str) else value[-1]
+
+    headers = [(b"content-type", option("type", "application/json").encode("latin-1"))]
+    if option("encoding"):
+        headers.append((b"content-encoding", option("encoding").encode("latin-1")))
+    chunked = option("chunked") == "1"
+    if not chunked:
+        headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if not chunked:
+        await send({"type": "http.response.body", "body": body})
+        return
+    for start in range(0, len(body), _PIECE):
+        piece = body[start : start + _PIECE]
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _stream(send: Send, count: int) -> None:

@@ -5,14 +5,17 @@ then its `access(ctx)` runs for every request of the routes it applies to,
 in Kong's order (higher PRIORITY first, ties by name in reverse). `access`
 either returns a :class:`LocalResponse`, which ends the request, or None and
 may record upstream header rewrites (a :class:`HeaderRewrite`, encoded ahead
-of time) and the authenticated consumer in `ctx`; a plugin that has to wait
+of time), another upstream method, path or Host (a :class:`Retarget`) and
+the authenticated consumer in `ctx`; a plugin that has to wait
 returns a :data:`Deferred` of either. A plugin may also have a response
-phase (:class:`ResponsePlugin`) and a log phase (:class:`LogPlugin`).
+phase (:class:`ResponsePlugin`), a body phase on top of it
+(:class:`BodyPlugin`) and a log phase (:class:`LogPlugin`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -108,6 +111,19 @@ class HeaderRewrite:
 NO_REWRITE = HeaderRewrite()
 
 
+@dataclass(slots=True)
+class Retarget:
+    """What plugins send upstream instead of the routed method, path, Host.
+
+    None leaves each as routed. A HEAD request stays HEAD upstream: its
+    response has no body for the client, whatever the upstream's method.
+    """
+
+    method: str | None = None
+    path: str | None = None  # percent-encoded, without the query string
+    host: str | None = None  # the Host header's value
+
+
 class RequestContext:
     """What plugins read and write while a request is in the access phase."""
 
@@ -124,6 +140,8 @@ class RequestContext:
         "request",
         "route_id",
         "downstream",
+        "captures",
+        "retarget",
     )
 
     def __init__(
@@ -135,6 +153,7 @@ class RequestContext:
         query: bytes = b"",
         request: Request | None = None,
         route_id: str = "",
+        captures: re.Match[str] | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -151,6 +170,10 @@ class RequestContext:
         # (Kong's kong.response.set_header there); plugins with a
         # `header_filter` add theirs when the response head is known.
         self.downstream = NO_REWRITE
+        # The match of the route's regex path, for its groups; None for a
+        # route matched otherwise.
+        self.captures = captures
+        self.retarget: Retarget | None = None  # see set_upstream_method
 
     def rewrite_downstream(self, rewrite: HeaderRewrite) -> None:
         """Apply `rewrite` to the response after the ones chosen before."""
@@ -163,6 +186,24 @@ class RequestContext:
     def set_upstream_header(self, name: str, value: str | None) -> None:
         """Send `name: value` upstream instead of the client's, or drop it."""
         self.rewrite = self.rewrite.then(HeaderRewrite.of(((name, value),)))
+
+    def set_upstream_method(self, method: str) -> None:
+        """Send the request upstream with `method` instead of the client's."""
+        self._retarget().method = method
+
+    def set_upstream_path(self, path: str) -> None:
+        """Send the request upstream to `path` (encoded, without a query)."""
+        self._retarget().path = path
+
+    def set_upstream_host(self, host: str) -> None:
+        """Send `host` upstream as the Host header, instead of the routed one."""
+        self._retarget().host = host
+
+    def _retarget(self) -> Retarget:
+        retarget = self.retarget
+        if retarget is None:
+            retarget = self.retarget = Retarget()
+        return retarget
 
 
 # A plugin that must wait (for a password check in a worker thread) returns
@@ -221,6 +262,32 @@ class ResponsePlugin(Plugin, Protocol):
         self, ctx: RequestContext, status: int, headers: list[bytes]
     ) -> HeaderRewrite | None:
         """Return the changes to the response headers, or None for none."""
+        ...
+
+
+class BodyPlugin(ResponsePlugin, Protocol):
+    """A plugin that also changes the response body sent to the client.
+
+    Once every plugin's `header_filter` has run, `wants_body` tells from the
+    final head (`headers` as for `header_filter`) whether this response's
+    body is to be changed. If so, the exchange holds the head back, gathers
+    the whole body and gives it to `body_filter`, then sends the head with
+    the new body's Content-Length. A body larger than the exchange holds
+    goes on unchanged, as it came. Responses without a body (to HEAD, 204,
+    304) are not offered; responses Portico makes itself are, like Kong's
+    `body_filter` runs on them.
+    """
+
+    def wants_body(
+        self, ctx: RequestContext, status: int, headers: list[bytes]
+    ) -> bool:
+        """Tell whether the body of a response with this head is to change."""
+        ...
+
+    def body_filter(
+        self, ctx: RequestContext, status: int, headers: list[bytes], body: bytes
+    ) -> bytes | None:
+        """Return the body to send instead of `body`; None leaves it."""
         ...
 
 

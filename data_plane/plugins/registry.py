@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from data_plane.plugins import correlation_id
+from data_plane.plugins import correlation_id, response_transformer
 from data_plane.plugins.acl import Acl
 from data_plane.plugins.base import PluginFactory
 from data_plane.plugins.basic_auth import BasicAuth
@@ -16,7 +16,6 @@ from data_plane.plugins.rate_limiting import RateLimiting
 from data_plane.plugins.request_size_limiting import RequestSizeLimiting
 from data_plane.plugins.request_termination import RequestTermination
 from data_plane.plugins.request_transformer import RequestTransformer
-from data_plane.plugins.response_transformer import ResponseTransformer
 
 FACTORIES: Mapping[str, PluginFactory] = {
     "acl": Acl,
@@ -30,5 +29,5 @@ FACTORIES: Mapping[str, PluginFactory] = {
     "request-size-limiting": RequestSizeLimiting,
     "request-termination": RequestTermination,
     "request-transformer": RequestTransformer,
-    "response-transformer": ResponseTransformer,
+    "response-transformer": response_transformer.build,
 }

@@ -28,7 +28,15 @@ class ConsumerScoped:
     request, or one with no consumer yet, gets `default` (None: none runs).
     """
 
-    __slots__ = ("name", "priority", "responds", "logs", "_by_consumer", "_default")
+    __slots__ = (
+        "name",
+        "priority",
+        "responds",
+        "changes_bodies",
+        "logs",
+        "_by_consumer",
+        "_default",
+    )
 
     def __init__(
         self,
@@ -44,6 +52,7 @@ class ConsumerScoped:
         # Whether any instance has a response phase (the step then has one).
         instances = [*by_consumer.values(), *([default] if default else [])]
         self.responds = any(hasattr(p, "header_filter") for p in instances)
+        self.changes_bodies = any(hasattr(p, "body_filter") for p in instances)
         self.logs = any(hasattr(p, "log") for p in instances)
 
     def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
@@ -66,6 +75,23 @@ class ConsumerScoped:
         rewrite: HeaderRewrite | None = header_filter(ctx, status, headers)
         return rewrite
 
+    def wants_body(
+        self, ctx: RequestContext, status: int, headers: list[bytes]
+    ) -> bool:
+        """Tell whether the consumer's instance changes this response's body."""
+        wants_body = getattr(self._current(ctx), "wants_body", None)
+        return wants_body is not None and bool(wants_body(ctx, status, headers))
+
+    def body_filter(
+        self, ctx: RequestContext, status: int, headers: list[bytes], body: bytes
+    ) -> bytes | None:
+        """Run the body phase of the consumer's instance, if it has one."""
+        body_filter = getattr(self._current(ctx), "body_filter", None)
+        if body_filter is None:
+            return None
+        changed: bytes | None = body_filter(ctx, status, headers, body)
+        return changed
+
     def log(self, ctx: RequestContext, served: Served) -> None:
         """Run the log phase of the consumer's instance, if it has one."""
         consumer = ctx.consumer
@@ -73,6 +99,10 @@ class ConsumerScoped:
         log = getattr(plugin, "log", None)
         if log is not None:
             log(ctx, served)
+
+    def _current(self, ctx: RequestContext) -> Plugin | None:
+        consumer = ctx.consumer
+        return self.instance(None if consumer is None else str(consumer["id"]))
 
     def instance(self, consumer_id: str | None) -> Plugin | None:
         """Return the instance a request of this consumer runs (None: none)."""

@@ -4,7 +4,9 @@ An :class:`Exchange` is created when a request's headers are parsed. When
 its client connection makes it active, it routes the request, runs the
 route's plugins, and either answers itself or sends the request upstream,
 streaming the body both ways. Bodies are never buffered whole: a side whose
-transport buffer is full pauses reading on the other side.
+transport buffer is full pauses reading on the other side. The exception is
+a response body that a plugin changes, held up to a limit
+(:mod:`data_plane.proxy.hold`).
 
 Retries: a failed connect is retried up to the service's `retries`; an
 idempotent request on a reused pooled connection that closes before
@@ -27,11 +29,19 @@ from data_plane.plugins.base import (
     LocalResponse,
     Plugin,
     RequestContext,
+    Retarget,
     Served,
 )
 from data_plane.proxy import responses
+from data_plane.proxy.hold import HOLD_LIMIT, BodyHold, change_body
 from data_plane.proxy.upstream import HOP_BY_HOP, UpstreamConnection
-from data_plane.runtime.compiled import Filters, Loggers, RouteTarget, Upstream
+from data_plane.runtime.compiled import (
+    BodyFilters,
+    Filters,
+    Loggers,
+    RouteTarget,
+    Upstream,
+)
 from data_plane.runtime.paths import normalize_path
 
 if TYPE_CHECKING:
@@ -74,6 +84,16 @@ _BUFFER_LIMIT = 256 * 1024  # body bytes buffered before reading is paused
 _BODY_WAIT = 60.0  # seconds a plugin waits for the rest of a body
 
 
+def _header_pieces(block: bytes) -> list[bytes]:
+    """Return encoded header lines as head pieces: name, ": ", value, CRLF."""
+    pieces: list[bytes] = []
+    for line in block.split(b"\r\n"):
+        name, sep, value = line.partition(b": ")
+        if sep:
+            pieces += (name, sep, value, b"\r\n")
+    return pieces
+
+
 class Exchange:
     """One request and its response, from headers parsed to response sent."""
 
@@ -113,6 +133,8 @@ class Exchange:
         "local",
         "ctx",
         "filters",
+        "bodies",
+        "hold",
         "loggers",
         "status",
         "answered_at",
@@ -175,8 +197,13 @@ class Exchange:
         self.local = False
 
         # Response phase: kept only for a chain with plugins that have one.
+        # `bodies` (the plugins with a body phase) and `hold` (a response
+        # held back for them) are set along with `filters` and read only
+        # when it is, so that other requests never pay for them.
         self.ctx: RequestContext | None = None
         self.filters: Filters = ()
+        self.bodies: BodyFilters
+        self.hold: BodyHold | None
 
         # Log phase: the plugins that record the exchange once it is over,
         # and the figures they are given.
@@ -224,10 +251,12 @@ class Exchange:
                 query,
                 self,
                 target.route_id,
+                found.captures,
             )
             filters = config.filters_of(target)
             if filters:
                 self.ctx, self.filters = ctx, filters
+                self.bodies, self.hold = config.bodies_of(target), None
             loggers = config.loggers_of(target)
             if loggers:
                 self.ctx, self.loggers = ctx, loggers
@@ -250,7 +279,28 @@ class Exchange:
         if ctx.query is not self.routed[2]:
             path, matched, _, host, hostname = self.routed
             self.routed = (path, matched, ctx.query, host, hostname)
-        self._forward(ctx.rewrite)
+        retarget = ctx.retarget
+        if retarget is None:
+            self._forward(ctx.rewrite)
+        else:
+            self._change_method(retarget.method)
+            self._forward(ctx.rewrite, retarget)
+
+    def _change_method(self, method: str | None) -> None:
+        """Send the request upstream with a plugin's `method`.
+
+        A HEAD request stays HEAD: the client takes no body, and a body the
+        upstream sent it would end up on the connection. Another request
+        made HEAD gets the upstream's head without the body it announces
+        (as from Kong): the connection closes after it.
+        """
+        if method is None or method == self.method or self.method == "HEAD":
+            return
+        if self.target is None or self.target.upstream is None:
+            return  # answered by Portico: to the client's method
+        if method == "HEAD":
+            self.close_after = True
+        self.method = method  # the client's stays in the context
 
     def _resume(self, ctx: RequestContext, start: int, done: Deferred) -> None:
         """Continue after a plugin's deferred answer (a password check)."""
@@ -267,8 +317,14 @@ class Exchange:
             if not self.response_started:
                 self.respond(responses.INTERNAL_ERROR, close=True)
 
-    def _forward(self, rewrite: HeaderRewrite) -> None:
-        """Send the routed request upstream (or say the route has no service)."""
+    def _forward(
+        self, rewrite: HeaderRewrite, retarget: Retarget | None = None
+    ) -> None:
+        """Send the routed request upstream (or say the route has no service).
+
+        `retarget` holds what plugins chose instead of the routed path and
+        Host; the method is changed already.
+        """
         target = self.target
         assert target is not None, "forward before routing"
         upstream = target.upstream
@@ -277,15 +333,20 @@ class Exchange:
             return
         self.upstream = upstream
         path, matched, query, _, _ = self.routed
-        uri = target.upstream_uri(path, matched).encode("latin-1")
+        if retarget is None or retarget.path is None:
+            uri = target.upstream_uri(path, matched).encode("latin-1")
+        else:
+            uri = retarget.path.encode("latin-1")
         if query:
             uri += b"?" + query
-        self.head_data = self._request_head(uri, rewrite)
+        self.head_data = self._request_head(uri, rewrite, retarget)
         if self.expect_continue and not self.request_done:
             self.client.write(responses.CONTINUE)
         self._acquire()
 
-    def _request_head(self, uri: bytes, rewrite: HeaderRewrite) -> bytes:
+    def _request_head(
+        self, uri: bytes, rewrite: HeaderRewrite, retarget: Retarget | None
+    ) -> bytes:
         """Serialize the request line and headers sent upstream.
 
         What does not depend on the request was encoded before it came: the
@@ -296,7 +357,9 @@ class Exchange:
         assert target is not None and upstream is not None, "head before routing"
         path, _, _, host, hostname = self.routed
         lines = [self.method.encode(), b" ", uri, b" HTTP/1.1\r\n"]
-        if target.preserve_host and host:
+        if retarget is not None and retarget.host:
+            lines += (b"Host: ", retarget.host.encode(), b"\r\n")
+        elif target.preserve_host and host:
             lines += (b"Host: ", host.encode("latin-1"), b"\r\n")
         else:
             lines.append(upstream.host_line)
@@ -503,7 +566,17 @@ class Exchange:
         now = client.loop.time()
         self.retained = None  # an answer came: no retry from here on
         if self.filters:
-            lines = self._filter_head(status, lines)
+            hold = self.hold
+            if hold is None:
+                lines = self._filter_head(status, lines)
+                if self.bodies and self._hold(
+                    (status, reason, lines, length, chunked), now
+                ):
+                    return
+            else:
+                # A held head, back once its body is known (or too large):
+                # filtered already, and answered when it first came.
+                now = hold.answered_at
         status_line = _STATUS_LINES.get((status, reason))
         if status_line is None:
             status_line = b"HTTP/1.1 %d %s\r\n" % (
@@ -567,6 +640,34 @@ class Exchange:
             lines.append(rewrite.block)
         return lines
 
+    def _hold(
+        self, head: tuple[int, bytes, list[bytes], bytes | None, bool], now: float
+    ) -> bool:
+        """Hold the response back if a body-phase plugin wants its body.
+
+        `head` is the response's (status, reason, filtered header lines,
+        Content-Length, chunked). A body announced larger than the hold
+        limit streams as it comes.
+        """
+        status, reason, lines, length, chunked = head
+        if self.method == "HEAD" or status in (204, 304):
+            return False
+        if length is not None and (not length.isdigit() or int(length) > HOLD_LIMIT):
+            return False
+        if len(lines) % 4:
+            # The plugins' own lines end the head in one block: the body
+            # phase sees them as headers like the others.
+            lines = lines[:-1] + _header_pieces(lines[-1])
+        ctx, conn = self.ctx, self.conn
+        assert ctx is not None and conn is not None, "hold before the upstream"
+        plugins = tuple(p for p in self.bodies if p.wants_body(ctx, status, lines))
+        if not plugins:
+            return False
+        head = (status, reason, lines, length, chunked)
+        self.hold = hold = BodyHold(self, plugins, head, now)
+        conn.sink = hold
+        return True
+
     def _filter_local(self, response: LocalResponse) -> tuple[LocalResponse, bytes]:
         """Apply the plugins' response phase to a response Portico makes.
 
@@ -579,6 +680,8 @@ class Exchange:
         for name, value in response.headers:
             lines += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
         rewrite = self._response_rewrite(response.status, lines)
+        if self.bodies and self.method != "HEAD":
+            response = self._change_local_body(response, lines, rewrite)
         if rewrite.names:
             headers = tuple(
                 (name, value)
@@ -590,6 +693,30 @@ class Exchange:
                 content_type = ""  # a plugin's own Content-Type replaces it
             response = replace(response, headers=headers, content_type=content_type)
         return response, rewrite.block
+
+    def _change_local_body(
+        self, response: LocalResponse, lines: list[bytes], rewrite: HeaderRewrite
+    ) -> LocalResponse:
+        """Run the body phase on a response Portico makes, as Kong does.
+
+        `lines` are the response's header lines before `rewrite`, the
+        plugins' changes, which the body phase sees applied.
+        """
+        status = response.status
+        if status in (204, 304):
+            return response
+        final: list[bytes] = []
+        for start in range(0, len(lines), 4):
+            if lines[start].lower() not in rewrite.names:
+                final += lines[start : start + 4]
+        final += _header_pieces(rewrite.block)
+        ctx = self.ctx
+        assert ctx is not None, "body phase without a context"
+        plugins = tuple(p for p in self.bodies if p.wants_body(ctx, status, final))
+        if not plugins:
+            return response
+        body = change_body(plugins, ctx, status, final, response.body)
+        return replace(response, body=body)
 
     def response_body(self, chunk: bytes) -> None:
         if not chunk:
@@ -739,8 +866,11 @@ class Exchange:
 
     def _head_size(self) -> int:
         """Return the size of the request line and headers as received."""
-        # "METHOD URL HTTP/1.1" CRLF, "name: value" CRLF each, CRLF.
-        size = len(self.method) + len(self.url) + 14
+        # "METHOD URL HTTP/1.1" CRLF, "name: value" CRLF each, CRLF. The
+        # context keeps the client's method when a plugin changed it.
+        ctx = self.ctx
+        method = self.method if ctx is None else ctx.method
+        size = len(method) + len(self.url) + 14
         for _, name, value in self.headers:
             size += len(name) + len(value) + 4
         return size

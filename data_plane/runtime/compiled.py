@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from data_plane.plugins.base import ConfigIndex, LogPlugin, Plugin, ResponsePlugin
+from data_plane.plugins.base import (
+    BodyPlugin,
+    ConfigIndex,
+    LogPlugin,
+    Plugin,
+    ResponsePlugin,
+)
 from data_plane.plugins.registry import FACTORIES
 from data_plane.plugins.scoped import ConsumerScoped
 from data_plane.router import STEP, Router
@@ -132,6 +138,23 @@ def response_filters(chain: tuple[Plugin, ...]) -> Filters:
     return tuple(found)
 
 
+# The plugins of a chain with a body phase, in chain order; each has a
+# response phase too, so only a chain with filters has any.
+BodyFilters = tuple[BodyPlugin, ...]
+
+
+def body_phase(chain: tuple[Plugin, ...]) -> BodyFilters:
+    """Return the plugins of `chain` that change response bodies."""
+    found: list[BodyPlugin] = []
+    for plugin in chain:
+        if isinstance(plugin, ConsumerScoped):
+            if plugin.changes_bodies:
+                found.append(plugin)
+        elif hasattr(plugin, "body_filter"):
+            found.append(cast(BodyPlugin, plugin))
+    return tuple(found)
+
+
 # The plugins of a chain with a log phase, in chain order.
 Loggers = tuple[LogPlugin, ...]
 
@@ -163,6 +186,10 @@ class CompiledConfig:
     # a route whose chain has none keeps no plugin state past the access.
     filters: Mapping[str, Filters] = field(default_factory=dict)
     default_filters: Filters = ()
+    # Of those, the plugins with a body phase: every chain in `filters`
+    # has an entry, empty for most.
+    bodies: Mapping[str, BodyFilters] = field(default_factory=dict)
+    default_bodies: BodyFilters = ()
     # Likewise the plugins with a log phase: a route without any pays for
     # none once its response is sent.
     loggers: Mapping[str, Loggers] = field(default_factory=dict)
@@ -184,6 +211,10 @@ class CompiledConfig:
     def filters_of(self, target: RouteTarget) -> Filters:
         """Return the response-phase plugins of `target`'s chain."""
         return self.filters.get(target.route_id, self.default_filters)
+
+    def bodies_of(self, target: RouteTarget) -> BodyFilters:
+        """Return the body-phase plugins of `target`'s chain."""
+        return self.bodies.get(target.route_id, self.default_bodies)
 
     def loggers_of(self, target: RouteTarget) -> Loggers:
         """Return the log-phase plugins of `target`'s chain."""
@@ -417,6 +448,7 @@ def compile_steps(
     unchanged: set[str] = set()
     chains: dict[str, tuple[Plugin, ...]] = {}
     filters: dict[str, Filters] = {}
+    bodies: dict[str, BodyFilters] = {}
     loggers: dict[str, Loggers] = {}
     for position, route in enumerate(config.get("routes") or ()):
         if position % STEP == STEP - 1:
@@ -447,6 +479,8 @@ def compile_steps(
             responding = response_filters(chain)
             if responding:
                 filters[route_id] = responding
+                # Even when empty: the default chain's must not apply here.
+                bodies[route_id] = body_phase(chain)
             logging = log_phase(chain)
             if logging:
                 loggers[route_id] = logging
@@ -465,6 +499,8 @@ def compile_steps(
         default_chain=default_chain,
         filters=filters,
         default_filters=response_filters(default_chain),
+        bodies=bodies,
+        default_bodies=body_phase(default_chain),
         loggers=loggers,
         default_loggers=log_phase(default_chain),
         routes=routes,

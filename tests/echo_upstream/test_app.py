@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import subprocess
@@ -69,6 +70,31 @@ def test_stream_paths_answer_in_chunks(client: httpx.Client) -> None:
 
 def test_bytes_paths_answer_with_that_many_bytes(client: httpx.Client) -> None:
     assert len(client.get("/bytes/100000").content) == 100000
+
+
+def test_reply_answers_the_request_body_as_json(client: httpx.Client) -> None:
+    reply = client.post("/reply", content=b'{"a": 1}')
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.headers["content-length"] == "8"
+    assert reply.content == b'{"a": 1}'
+
+
+def test_reply_takes_its_type_and_encoding_from_the_query(
+    client: httpx.Client,
+) -> None:
+    body = gzip.compress(b"plain")
+    reply = client.post("/reply?type=text/plain&encoding=gzip", content=body)
+    assert reply.headers["content-type"] == "text/plain"
+    assert reply.headers["content-encoding"] == "gzip"
+    assert reply.content == b"plain"  # httpx inflates what was sent as it came
+
+
+def test_reply_can_answer_in_chunks(client: httpx.Client) -> None:
+    body = b"x" * 200_000
+    reply = client.post("/reply?chunked=1", content=body)
+    assert reply.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in reply.headers
+    assert reply.content == body
 
 
 def test_delay_paths_answer_after_the_delay(client: httpx.Client) -> None:

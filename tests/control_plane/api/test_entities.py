@@ -418,6 +418,16 @@ def test_plugin_config_is_checked_against_its_schema(
     assert_problem(response, 400, "config.minute")
 
 
+def test_a_request_transformer_template_is_checked(
+    api: httpx.Client, base: str
+) -> None:
+    config = {"add": {"headers": ["X-A:$(headers.a .. 'b')"]}}
+    response = api.post(
+        f"{base}/plugins", json={"name": "request-transformer", "config": config}
+    )
+    assert_problem(response, 400, "config.add.headers[0]")
+
+
 def test_plugin_instance_names_are_unique(api: httpx.Client, base: str) -> None:
     post(api, f"{base}/services", name="inst", url="http://up")
     post(api, f"{base}/plugins", name="cors", instance_name="shared-cors")

@@ -230,6 +230,45 @@ def test_a_consumer_scoped_step_responds_when_an_instance_does() -> None:
     assert compiled.filters_of(_target(compiled, "/b")) == ()
 
 
+def _transformer(plugin_id: str, **more: Any) -> dict[str, Any]:
+    return {"id": plugin_id, "name": "response-transformer", **more}
+
+
+def test_only_chains_that_change_json_bodies_have_a_body_phase() -> None:
+    config = _config()
+    config["plugins"] += [
+        _transformer("p-2", route={"id": "r-a"}, config={"add": {"headers": ["a:1"]}}),
+        _transformer("p-3", route={"id": "r-c"}, config={"add": {"json": ["a:1"]}}),
+    ]
+    compiled = _compile(config)
+    assert compiled.bodies_of(_target(compiled, "/a")) == ()
+    assert len(compiled.filters_of(_target(compiled, "/a"))) == 1
+    assert compiled.bodies_of(_target(compiled, "/b")) == ()
+    [plugin] = compiled.bodies_of(_target(compiled, "/c"))
+    assert plugin.name == "response-transformer"
+
+
+def test_a_route_instance_without_json_changes_overrides_a_global_one() -> None:
+    config = _config()
+    config["plugins"] += [
+        _transformer("p-2", config={"add": {"json": ["a:1"]}}),
+        _transformer("p-3", route={"id": "r-a"}, config={"add": {"headers": ["a:1"]}}),
+    ]
+    compiled = _compile(config)
+    assert compiled.bodies_of(_target(compiled, "/a")) == ()
+    assert len(compiled.bodies_of(_target(compiled, "/c"))) == 1
+
+
+def test_a_consumer_scoped_step_changes_bodies_when_an_instance_does() -> None:
+    config = _with_consumer_plugins()
+    config["plugins"].append(
+        _transformer("p-4", consumer={"id": "c-1"}, config={"add": {"json": ["a:1"]}})
+    )
+    compiled = _compile(config)
+    [step] = compiled.bodies_of(_target(compiled, "/a"))
+    assert isinstance(step, ConsumerScoped)
+
+
 def test_only_chains_with_a_log_phase_have_loggers() -> None:
     config = _config()
     config["plugins"].append(

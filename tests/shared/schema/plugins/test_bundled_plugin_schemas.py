@@ -113,6 +113,56 @@ def test_request_transformer_http_method_is_uppercase() -> None:
     }
 
 
+def test_request_transformer_accepts_templates_in_values() -> None:
+    assert _config(
+        "request-transformer",
+        {
+            "add": {
+                "headers": ['X-A:id $(headers["x-id"] or "none")'],
+                "querystring": ["q:$(query_params.q)"],
+                "body": ["b:$(uri_captures[1])"],
+            },
+            "replace": {"uri": "/v2/$(uri_captures.user)"},
+        },
+    )
+
+
+def test_request_transformer_refuses_a_template_it_cannot_render() -> None:
+    config = {
+        "add": {"body": ["a:$(os.getenv('HOME'))"]},
+        "append": {"querystring": ["q:$(headers.a"]},  # unclosed: text
+        "replace": {"headers": ['X-A:$(headers.a .. "x")']},
+        "rename": {"body": ["b:$()"]},
+    }
+    assert _refused("request-transformer", config) == {
+        "config.add.body[0]": "template",
+        "config.replace.headers[0]": "template",
+        "config.rename.body[0]": "template",
+    }
+
+
+def test_request_transformer_body_and_query_values_are_required() -> None:
+    assert _refused("request-transformer", {"add": {"querystring": ["q:"]}}) == {
+        "config.add.querystring[0]": "pair"
+    }
+
+
+def test_request_transformer_renames_headers_to_header_names() -> None:
+    assert _refused("request-transformer", {"rename": {"headers": ["a:b c"]}}) == {
+        "config.rename.headers[0]": "header_name"
+    }
+
+
+def test_request_transformer_uri_is_a_path_or_a_template() -> None:
+    assert _refused("request-transformer", {"replace": {"uri": "v2"}}) == {
+        "config.replace.uri": "template"
+    }
+    assert _refused("request-transformer", {"replace": {"uri": "/$(nope)"}}) == {
+        "config.replace.uri": "template"
+    }
+    assert _config("request-transformer", {"replace": {"uri": "$(headers.p)"}})
+
+
 def test_response_transformer_json_types_are_checked() -> None:
     value = {"add": {"json": ["a:1"], "json_types": ["integer"]}}
     assert _refused("response-transformer", value) == {
