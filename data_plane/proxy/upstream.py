@@ -118,6 +118,13 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
+            if self._done:
+                # The response is whole; the bytes after it start no valid
+                # response (a body sent with a 204, say): the client gets
+                # the response, and the connection is not used again.
+                self._keep_alive = False
+                self._finish()
+                return
             self._fail(timed_out=False)
             return
         if self._done:

@@ -215,3 +215,38 @@ def test_an_upstream_closing_an_idle_connection_fails_no_request(
             assert first_closed.wait(deadline(10))
             assert http.get(node.proxy_url + "/idle").text == "ok"
         thread.join(deadline(10))
+
+
+def test_a_body_after_a_204_is_dropped_with_the_connection(tmp_path: Path) -> None:
+    """The 204 reaches the client; the bytes after it end the connection."""
+    upstream = socket.create_server(("127.0.0.1", 0))
+    port = upstream.getsockname()[1]
+    accepted: list[int] = []
+
+    def answer_with_a_stray_body() -> None:
+        for _ in range(2):
+            conn, _ = upstream.accept()
+            accepted.append(1)
+            with conn, conn.makefile("rb") as file:
+                while file.readline() not in (b"\r\n", b""):
+                    pass
+                conn.sendall(b'HTTP/1.1 204 No Content\r\n\r\n{"stray": true}')
+                file.readline()  # until the data plane closes it
+
+    config = {
+        "services": [
+            {
+                "name": "sloppy",
+                "url": f"http://127.0.0.1:{port}",
+                "routes": [{"name": "sloppy", "paths": ["/sloppy"]}],
+            }
+        ]
+    }
+    with start_data_plane(tmp_path, declarative=config) as node, upstream:
+        thread = threading.Thread(target=answer_with_a_stray_body)
+        thread.start()
+        with httpx.Client(timeout=deadline(10)) as http:
+            replies = [http.get(node.proxy_url + "/sloppy") for _ in range(2)]
+        thread.join(deadline(10))
+    assert [(r.status_code, r.content) for r in replies] == [(204, b"")] * 2
+    assert accepted == [1, 1]  # the first connection was not reused
