@@ -45,19 +45,22 @@ class LocalResponse:
 _CONTROL = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HeaderRewrite:
-    """Changes to the headers sent upstream, encoded once and then shared.
+    """Changes to a header block, encoded once and then shared.
 
-    The client's headers named in `names` (lowercase bytes) are left out and
-    `block` (ready-made header lines) is sent instead. Plugins build their
-    rewrites when a config is compiled or on the first request that needs
-    one, so a request only picks a rewrite and never encodes headers.
+    The headers named in `names` (lowercase bytes) are left out of the
+    block as it came and `block` (ready-made header lines) is added;
+    `written` names the lines of `block`. Plugins build their rewrites when
+    a config is compiled or on the first request that needs one, so a
+    request only picks a rewrite and never encodes headers. A rewrite is
+    never changed once made (it is not frozen: a frozen dataclass costs
+    twice as much to create, and some plugins create one per request).
     """
 
-    lines: tuple[tuple[bytes, bytes], ...] = ()  # (lowercase name, line)
     names: frozenset[bytes] = frozenset()
     block: bytes = b""
+    written: frozenset[bytes] = frozenset()
 
     @classmethod
     def of(cls, headers: Iterable[tuple[str, str | None]]) -> HeaderRewrite:
@@ -74,37 +77,41 @@ class HeaderRewrite:
                 lines[lowered] = f"{name}: {clean}\r\n".encode()
         if not names:
             return NO_REWRITE
-        return cls(tuple(lines.items()), frozenset(names), b"".join(lines.values()))
+        return cls(frozenset(names), b"".join(lines.values()), frozenset(lines))
 
     @classmethod
     def adding(cls, headers: Iterable[tuple[str, str]]) -> HeaderRewrite:
         """Return the rewrite adding each `(name, value)`, replacing none."""
-        lines = tuple(
-            (
-                name.lower().encode("ascii"),
-                f"{name}: {value.translate(_CONTROL)}\r\n".encode(),
-            )
-            for name, value in headers
+        pairs = [(name, value.translate(_CONTROL)) for name, value in headers]
+        return cls(
+            frozenset(),
+            "".join(f"{name}: {value}\r\n" for name, value in pairs).encode(),
+            frozenset(name.lower().encode("ascii") for name, _ in pairs),
         )
-        return cls(lines, frozenset(), b"".join(x for _, x in lines))
 
     def then(self, other: HeaderRewrite) -> HeaderRewrite:
         """Return this rewrite followed by `other`, which wins on a name."""
-        if not other.names and not other.lines:
+        if not other.names and not other.block:
             return self
-        if not self.names and not self.lines:
+        if not self.names and not self.block:
             return other
-        if other.names.isdisjoint([name for name, _ in self.lines]):
+        if other.names.isdisjoint(self.written):
             # The common case (plugins setting different headers): no line
             # of this rewrite is replaced, so the blocks simply follow.
             return HeaderRewrite(
-                self.lines + other.lines,
                 self.names | other.names,
                 self.block + other.block,
+                self.written | other.written,
             )
-        lines = tuple(x for x in self.lines if x[0] not in other.names) + other.lines
+        kept = b"".join(
+            line + b"\r\n"
+            for line in self.block.split(b"\r\n")[:-1]
+            if line.partition(b":")[0].lower() not in other.names
+        )
         return HeaderRewrite(
-            lines, self.names | other.names, b"".join(x for _, x in lines)
+            self.names | other.names,
+            kept + other.block,
+            (self.written - other.names) | other.written,
         )
 
 

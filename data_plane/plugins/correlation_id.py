@@ -85,7 +85,7 @@ class CorrelationId:
         if ctx.headers.get(self._lookup):
             return None
         line = self._prefix + self._generate().encode() + b"\r\n"
-        ctx.rewrite_upstream(HeaderRewrite(((self._lowered, line),), self._names, line))
+        ctx.rewrite_upstream(HeaderRewrite(self._names, line, self._names))
         return None
 
 
@@ -100,10 +100,10 @@ class EchoedCorrelationId(CorrelationId):
         else:
             line = self._prefix + self._generate().encode() + b"\r\n"
             ctx.rewrite_upstream(
-                HeaderRewrite(((self._lowered, line),), self._names, line)
+                HeaderRewrite(self._names, line, self._names)
             )
         ctx.rewrite_downstream(
-            HeaderRewrite(((self._lowered, line),), self._names, line)
+            HeaderRewrite(self._names, line, self._names)
         )
         return None
 

@@ -165,19 +165,29 @@ class RateLimiting:
         # The counting headers, encoded once but for their numbers.
         self._lines = tuple(
             (
-                (
-                    f"x-ratelimit-limit-{period}".encode(),
-                    f"X-RateLimit-Limit-{period.capitalize()}: {limit}\r\n".encode(),
-                ),
-                f"x-ratelimit-remaining-{period}".encode(),
+                f"X-RateLimit-Limit-{period.capitalize()}: {limit}\r\n".encode(),
                 f"X-RateLimit-Remaining-{period.capitalize()}: ".encode(),
             )
             for period, limit in self._limits
         )
-        names = [b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"]
-        for (limit_name, _), remaining_name, _ in self._lines:
-            names += (limit_name, remaining_name)
+        names = {b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"}
+        for period, _ in self._limits:
+            names.add(f"x-ratelimit-limit-{period}".encode())
+            names.add(f"x-ratelimit-remaining-{period}".encode())
         self._names = frozenset(names)
+        # One limit, the common case: its passed request's headers are one
+        # format away (remaining twice, then the reset).
+        self._one: tuple[str, int, bytes] | None = None
+        if len(self._limits) == 1:
+            period, limit = self._limits[0]
+            title = period.capitalize()
+            block = (
+                f"X-RateLimit-Limit-{title}: {limit}\r\n"
+                f"X-RateLimit-Remaining-{title}: %d\r\n"
+                f"RateLimit-Limit: {limit}\r\n"
+                "RateLimit-Remaining: %d\r\nRateLimit-Reset: %d\r\n"
+            )
+            self._one = (period, limit, block.encode())
         self._keys: dict[str, tuple[tuple[_Key, str], ...]] = {}
         self._limit_by = str(config.get("limit_by") or "consumer")
         self._header = str(config.get("header_name") or "").lower()
@@ -280,6 +290,17 @@ class RateLimiting:
         starts: Mapping[str, int],
     ) -> LocalResponse | None:
         """Return the refusal when a limit is reached; choose the headers."""
+        one = self._one
+        if one is not None and not self._hide:
+            period, limit, block = one
+            remaining = limit - usage[0] - 1
+            if remaining >= 0:
+                # Passed, under the only limit: the same headers as below.
+                reset = WINDOWS[period] - int(now - starts[period])
+                block %= (remaining, remaining, reset if reset > 1 else 1)
+                names = self._names
+                ctx.rewrite_downstream(HeaderRewrite(names, block, names))
+                return None
         stop = None
         for (period, limit), used in zip(self._limits, usage, strict=True):
             if limit - used <= 0:
@@ -327,18 +348,16 @@ class RateLimiting:
         self, remainders: list[int], best: tuple[int, int, int], reset: int
     ) -> HeaderRewrite:
         """Return the rewrite setting the counting headers of a passed request."""
-        lines: list[tuple[bytes, bytes]] = []
-        for (limit_line, name, prefix), remaining in zip(
+        parts: list[bytes] = []
+        for (limit_line, prefix), remaining in zip(
             self._lines, remainders, strict=True
         ):
-            lines += (limit_line, (name, b"%s%d\r\n" % (prefix, remaining)))
-        lines += (
-            (b"ratelimit-limit", b"RateLimit-Limit: %d\r\n" % best[2]),
-            (b"ratelimit-remaining", b"RateLimit-Remaining: %d\r\n" % best[0]),
-            (b"ratelimit-reset", b"RateLimit-Reset: %d\r\n" % reset),
+            parts += (limit_line, prefix, b"%d\r\n" % remaining)
+        parts.append(
+            b"RateLimit-Limit: %d\r\nRateLimit-Remaining: %d\r\nRateLimit-Reset: %d\r\n"
+            % (best[2], best[0], reset)
         )
-        block = b"".join([line for _, line in lines])
-        return HeaderRewrite(tuple(lines), self._names, block)
+        return HeaderRewrite(self._names, b"".join(parts), self._names)
 
     async def _count_in_redis(
         self, ctx: RequestContext, identifier: str, now: float
