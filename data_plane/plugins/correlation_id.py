@@ -99,12 +99,8 @@ class EchoedCorrelationId(CorrelationId):
             line = self._prefix + given.encode("latin-1") + b"\r\n"
         else:
             line = self._prefix + self._generate().encode() + b"\r\n"
-            ctx.rewrite_upstream(
-                HeaderRewrite(self._names, line, self._names)
-            )
-        ctx.rewrite_downstream(
-            HeaderRewrite(self._names, line, self._names)
-        )
+            ctx.rewrite_upstream(HeaderRewrite(self._names, line, self._names))
+        ctx.rewrite_downstream(HeaderRewrite(self._names, line, self._names))
         return None
 
     def header_filter(

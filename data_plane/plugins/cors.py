@@ -98,7 +98,7 @@ class Cors:
 
     def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
         """Answer a preflight here, unless it is to go upstream."""
-        if not _preflight(ctx) or self._continue:
+        if ctx.method != "OPTIONS" or self._continue or not _preflight(ctx):
             return None
         headers: dict[str, str] = {}
         origin = ctx.headers.get("origin", "")
@@ -131,7 +131,7 @@ class Cors:
         self, ctx: RequestContext, status: int, headers: list[bytes]
     ) -> HeaderRewrite | None:
         """Add the allowed origin, credentials and exposed headers."""
-        if _preflight(ctx):
+        if ctx.method == "OPTIONS" and _preflight(ctx):
             return None  # answered here with its headers, or left upstream
         origin = ctx.headers.get("origin", "")
         rewrite = self._rewrites.get(origin)

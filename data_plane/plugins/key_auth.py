@@ -34,6 +34,10 @@ from data_plane.plugins.identity import Anonymous, authenticated, header_value
 PRIORITY = 1250
 
 
+# What a key without a ttl grants: its consumer, credential and headers.
+_Grant = tuple[Mapping[str, Any], Mapping[str, Any], HeaderRewrite]
+
+
 def keys(index: ConfigIndex) -> dict[str, Mapping[str, Any]]:
     """Return the config's key-auth credentials by key, built once per config."""
     table: dict[str, Mapping[str, Any]] = index.table("key-auth credentials")
@@ -90,6 +94,9 @@ class KeyAuth:
         self._unauthorized = LocalResponse.message(401, "Unauthorized", challenge)
         # Credential id -> its upstream headers; shared by the config's plugins.
         self._rewrites: dict[str, HeaderRewrite] = index.table("key-auth rewrites")
+        # Key -> (consumer, credential, upstream headers), made on the key's
+        # first use, for keys without a ttl: a known key costs one lookup.
+        self._grants: dict[str, _Grant] = index.table("key-auth grants")
 
     def access(self, ctx: RequestContext) -> LocalResponse | Deferred | None:
         """Authenticate the request by its key, or answer 401."""
@@ -169,6 +176,12 @@ class KeyAuth:
 
     def _authenticate(self, ctx: RequestContext, key: str) -> LocalResponse | None:
         """Let the key's consumer through, or fail."""
+        grant = self._grants.get(key)
+        if grant is not None:
+            ctx.consumer, ctx.credential, headers = grant
+            ctx.anonymous = False
+            ctx.rewrite_upstream(headers)
+            return None
         if not key:
             return self._fail(ctx, self._no_key)
         credential = self._keys.get(key)
@@ -187,6 +200,8 @@ class KeyAuth:
         if rewrite is None:
             rewrite = authenticated(consumer, str(credential["id"]))
             self._rewrites[str(credential["id"])] = rewrite
+        if ttl is None:
+            self._grants[key] = (consumer, credential, rewrite)
         ctx.rewrite_upstream(rewrite)
         return None
 

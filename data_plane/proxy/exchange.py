@@ -241,7 +241,8 @@ class Exchange:
             return
         self.target = target = found.target
         self.routed = (text_path, found.matched, query, host, hostname)
-        self.plugins = plugins = config.chain(target)
+        phases = config.phases_of(target)
+        self.plugins = plugins = phases.access
         if plugins:
             ctx = RequestContext(
                 self.method,
@@ -253,13 +254,11 @@ class Exchange:
                 target.route_id,
                 found.captures,
             )
-            filters = config.filters_of(target)
-            if filters:
-                self.ctx, self.filters = ctx, filters
-                self.bodies, self.hold = config.bodies_of(target), None
-            loggers = config.loggers_of(target)
-            if loggers:
-                self.ctx, self.loggers = ctx, loggers
+            if phases.filters:
+                self.ctx, self.filters = ctx, phases.filters
+                self.bodies, self.hold = phases.bodies, None
+            if phases.loggers:
+                self.ctx, self.loggers = ctx, phases.loggers
             self._run_plugins(ctx, 0)
         else:
             self._forward(NO_REWRITE)

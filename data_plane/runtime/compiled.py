@@ -171,6 +171,29 @@ def log_phase(chain: tuple[Plugin, ...]) -> Loggers:
     return tuple(found)
 
 
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """A route's plugins by phase, sorted out when the config is compiled.
+
+    A request looks its route's up once and finds every list it needs.
+    """
+
+    access: tuple[Plugin, ...] = ()
+    filters: Filters = ()  # with a response phase
+    bodies: BodyFilters = ()  # of those, with a body phase
+    loggers: Loggers = ()  # with a log phase
+
+    @classmethod
+    def of(cls, chain: tuple[Plugin, ...]) -> Phases:
+        """Return the phases of `chain`, the plugins in the order they run."""
+        filters = response_filters(chain)
+        bodies = body_phase(chain) if filters else ()
+        return cls(chain, filters, bodies, log_phase(chain))
+
+
+NO_PHASES = Phases()
+
+
 @dataclass(frozen=True)
 class CompiledConfig:
     """A snapshot together with everything compiled from it."""
@@ -182,18 +205,9 @@ class CompiledConfig:
     # apply to; every other route runs `default_chain` (the global plugins).
     chains: Mapping[str, tuple[Plugin, ...]] = field(default_factory=dict)
     default_chain: tuple[Plugin, ...] = ()
-    # Per chain, the plugins with a response phase and their place in it;
-    # a route whose chain has none keeps no plugin state past the access.
-    filters: Mapping[str, Filters] = field(default_factory=dict)
-    default_filters: Filters = ()
-    # Of those, the plugins with a body phase: every chain in `filters`
-    # has an entry, empty for most.
-    bodies: Mapping[str, BodyFilters] = field(default_factory=dict)
-    default_bodies: BodyFilters = ()
-    # Likewise the plugins with a log phase: a route without any pays for
-    # none once its response is sent.
-    loggers: Mapping[str, Loggers] = field(default_factory=dict)
-    default_loggers: Loggers = ()
+    # The same chains by phase: what a request looks up.
+    phases: Mapping[str, Phases] = field(default_factory=dict)
+    default_phases: Phases = NO_PHASES
     compile_seconds: float = 0.0  # from the start of the compile to the swap
     # What the next compile reuses: route id -> (entity, service, target),
     # service id -> (entity, upstream).
@@ -204,21 +218,25 @@ class CompiledConfig:
         default_factory=dict
     )
 
+    def phases_of(self, target: RouteTarget) -> Phases:
+        """Return the plugins a request to `target` runs, by phase."""
+        return self.phases.get(target.route_id, self.default_phases)
+
     def chain(self, target: RouteTarget) -> tuple[Plugin, ...]:
         """Return the plugins a request to `target` runs, in order."""
-        return self.chains.get(target.route_id, self.default_chain)
+        return self.phases_of(target).access
 
     def filters_of(self, target: RouteTarget) -> Filters:
         """Return the response-phase plugins of `target`'s chain."""
-        return self.filters.get(target.route_id, self.default_filters)
+        return self.phases_of(target).filters
 
     def bodies_of(self, target: RouteTarget) -> BodyFilters:
         """Return the body-phase plugins of `target`'s chain."""
-        return self.bodies.get(target.route_id, self.default_bodies)
+        return self.phases_of(target).bodies
 
     def loggers_of(self, target: RouteTarget) -> Loggers:
         """Return the log-phase plugins of `target`'s chain."""
-        return self.loggers.get(target.route_id, self.default_loggers)
+        return self.phases_of(target).loggers
 
 
 def _fk(entity: Mapping[str, Any], field: str) -> str | None:
@@ -447,9 +465,7 @@ def compile_steps(
     filed: list[tuple[Mapping[str, Any], RouteTarget]] = []
     unchanged: set[str] = set()
     chains: dict[str, tuple[Plugin, ...]] = {}
-    filters: dict[str, Filters] = {}
-    bodies: dict[str, BodyFilters] = {}
-    loggers: dict[str, Loggers] = {}
+    phases: dict[str, Phases] = {}
     for position, route in enumerate(config.get("routes") or ()):
         if position % STEP == STEP - 1:
             yield
@@ -476,14 +492,7 @@ def compile_steps(
         filed.append((route, part[2]))
         if route_id in scoped_routes or service_id in scoped_services:
             chains[route_id] = chain = plugins.chain(route_id, service_id)
-            responding = response_filters(chain)
-            if responding:
-                filters[route_id] = responding
-                # Even when empty: the default chain's must not apply here.
-                bodies[route_id] = body_phase(chain)
-            logging = log_phase(chain)
-            if logging:
-                loggers[route_id] = logging
+            phases[route_id] = Phases.of(chain)
 
     router = yield from Router.build(
         filed,
@@ -497,12 +506,8 @@ def compile_steps(
         time.time(),
         chains=chains,
         default_chain=default_chain,
-        filters=filters,
-        default_filters=response_filters(default_chain),
-        bodies=bodies,
-        default_bodies=body_phase(default_chain),
-        loggers=loggers,
-        default_loggers=log_phase(default_chain),
+        phases=phases,
+        default_phases=Phases.of(default_chain),
         routes=routes,
         upstreams=upstreams,
     )
