@@ -628,13 +628,18 @@ class Exchange:
     def _filter_head(self, status: int, lines: list[bytes]) -> list[bytes]:
         """Apply the plugins' response phase to the upstream's header lines."""
         rewrite = self._response_rewrite(status, lines)
-        if rewrite.names:
-            removed = rewrite.names
-            kept: list[bytes] = []
-            for start in range(0, len(lines), 4):
-                if lines[start].lower() not in removed:
-                    kept += lines[start : start + 4]
-            lines = kept
+        removed = rewrite.names
+        if removed:
+            for name in lines[::4]:
+                if name.lower() in removed:
+                    # Rare (plugins mostly set headers the upstream does
+                    # not): only then is the head copied without them.
+                    kept: list[bytes] = []
+                    for start in range(0, len(lines), 4):
+                        if lines[start].lower() not in removed:
+                            kept += lines[start : start + 4]
+                    lines = kept
+                    break
         if rewrite.block:
             lines.append(rewrite.block)
         return lines
