@@ -380,14 +380,16 @@ class Router(Generic[T]):
         whole = _PREPARED_WHOLE.pop() if _PREPARED_WHOLE else None
         if whole is not None and len(whole[0]) == len(routes):
             prepared_routes, router = whole
-            if all(a is b for a, (b, _) in zip(prepared_routes, routes, strict=True)):
-                filed = router._filed
-                for position, (route, target) in enumerate(routes):
-                    if position % STEP == STEP - 1:
-                        yield
-                    for entry in filed[str(route.get("id") or "")].entries:
-                        entry.target = target
-                        entry.found.target = target
+            filed = router._filed
+            for position, (route, target) in enumerate(routes):
+                if position % STEP == STEP - 1:
+                    yield
+                if prepared_routes[position] is not route:
+                    break  # not built for these routes: the targets set are moot
+                for entry in filed[str(route.get("id") or "")].entries:
+                    entry.target = target
+                    entry.found.target = target
+            else:
                 _PREPARED.clear()
                 return router
         router = cls(())
