@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,12 @@ from cryptography.x509.oid import NameOID
 
 from tests.conftest import deadline
 from tests.support.dataplane import start_data_plane
+
+
+def _one_route(name: str, url: str, **service: Any) -> dict[str, Any]:
+    """Return a declarative config: service `name` at `url`, route `/name`."""
+    route = {"name": name, "paths": [f"/{name}"]}
+    return {"services": [{"name": name, "url": url, **service, "routes": [route]}]}
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -82,15 +89,7 @@ def tls_upstream(tmp_path: Path) -> Iterator[int]:
 def test_an_https_upstream_is_reached_over_tls(
     tmp_path: Path, tls_upstream: int
 ) -> None:
-    config = {
-        "services": [
-            {
-                "name": "tls",
-                "url": f"https://127.0.0.1:{tls_upstream}/secure",
-                "routes": [{"name": "tls", "paths": ["/tls"]}],
-            }
-        ]
-    }
+    config = _one_route("tls", f"https://127.0.0.1:{tls_upstream}/secure")
     with start_data_plane(tmp_path, declarative=config) as node:
         reply = httpx.get(node.proxy_url + "/tls/x", timeout=deadline(10))
     assert reply.status_code == 200
@@ -100,17 +99,9 @@ def test_an_https_upstream_is_reached_over_tls(
 def test_tls_verify_refuses_an_untrusted_upstream_certificate(
     tmp_path: Path, tls_upstream: int
 ) -> None:
-    config = {
-        "services": [
-            {
-                "name": "tls",
-                "url": f"https://127.0.0.1:{tls_upstream}",
-                "tls_verify": True,
-                "retries": 0,
-                "routes": [{"name": "tls", "paths": ["/tls"]}],
-            }
-        ]
-    }
+    config = _one_route(
+        "tls", f"https://127.0.0.1:{tls_upstream}", tls_verify=True, retries=0
+    )
     with start_data_plane(tmp_path, declarative=config) as node:
         reply = httpx.get(node.proxy_url + "/tls", timeout=deadline(10))
     assert reply.status_code == 502
@@ -126,15 +117,7 @@ def test_an_upstream_sending_garbage_gets_502(tmp_path: Path) -> None:
             conn.recv(65536)
             conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
 
-    config = {
-        "services": [
-            {
-                "name": "bad",
-                "url": f"http://127.0.0.1:{port}",
-                "routes": [{"name": "bad", "paths": ["/bad"]}],
-            }
-        ]
-    }
+    config = _one_route("bad", f"http://127.0.0.1:{port}")
     with start_data_plane(tmp_path, declarative=config) as node, upstream:
         thread = threading.Thread(target=answer_garbage)
         thread.start()
@@ -161,15 +144,7 @@ def test_upstream_connections_are_reused(tmp_path: Path) -> None:
                     pass
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    config = {
-        "services": [
-            {
-                "name": "one",
-                "url": f"http://127.0.0.1:{port}",
-                "routes": [{"name": "one", "paths": ["/one"]}],
-            }
-        ]
-    }
+    config = _one_route("one", f"http://127.0.0.1:{port}")
     with start_data_plane(tmp_path, declarative=config) as node, upstream:
         thread = threading.Thread(target=serve_three_on_one_connection)
         thread.start()
@@ -197,16 +172,7 @@ def test_an_upstream_closing_an_idle_connection_fails_no_request(
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             first_closed.set()
 
-    config = {
-        "services": [
-            {
-                "name": "idle",
-                "url": f"http://127.0.0.1:{port}",
-                "retries": 0,
-                "routes": [{"name": "idle", "paths": ["/idle"]}],
-            }
-        ]
-    }
+    config = _one_route("idle", f"http://127.0.0.1:{port}", retries=0)
     with start_data_plane(tmp_path, declarative=config) as node, upstream:
         thread = threading.Thread(target=serve_then_close_each, daemon=True)
         thread.start()
@@ -233,15 +199,7 @@ def test_a_body_after_a_204_is_dropped_with_the_connection(tmp_path: Path) -> No
                 conn.sendall(b'HTTP/1.1 204 No Content\r\n\r\n{"stray": true}')
                 file.readline()  # until the data plane closes it
 
-    config = {
-        "services": [
-            {
-                "name": "sloppy",
-                "url": f"http://127.0.0.1:{port}",
-                "routes": [{"name": "sloppy", "paths": ["/sloppy"]}],
-            }
-        ]
-    }
+    config = _one_route("sloppy", f"http://127.0.0.1:{port}")
     with start_data_plane(tmp_path, declarative=config) as node, upstream:
         thread = threading.Thread(target=answer_with_a_stray_body)
         thread.start()
