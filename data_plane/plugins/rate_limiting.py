@@ -234,6 +234,21 @@ class RateLimiting:
         keys = self._keys.get(identifier)
         if keys is None:
             keys = self._keys_of(identifier)
+        one = self._one
+        if one is not None and not self._hide:
+            # One limit, the common case: a request that passes is counted
+            # and given its headers right here; a refusal goes the long way.
+            start = starts[one[0]]
+            entry = _COUNTERS.get(keys[0][0])
+            if entry is None or entry[0] != start:
+                entry = _COUNTERS[keys[0][0]] = [start, 0, 0]
+            remaining = one[1] - entry[1] - 1
+            if remaining >= 0:
+                entry[1] += 1
+                if _touched is not None:
+                    _touch(keys)
+                self._pass_one(ctx, remaining, now, start)
+                return None
         entries = []
         for key, period in keys:
             start = starts[period]
@@ -292,14 +307,9 @@ class RateLimiting:
         """Return the refusal when a limit is reached; choose the headers."""
         one = self._one
         if one is not None and not self._hide:
-            period, limit, block = one
-            remaining = limit - usage[0] - 1
+            remaining = one[1] - usage[0] - 1
             if remaining >= 0:
-                # Passed, under the only limit: the same headers as below.
-                reset = WINDOWS[period] - int(now - starts[period])
-                block %= (remaining, remaining, reset if reset > 1 else 1)
-                names = self._names
-                ctx.rewrite_downstream(HeaderRewrite(names, block, names))
+                self._pass_one(ctx, remaining, now, starts[one[0]])
                 return None
         stop = None
         for (period, limit), used in zip(self._limits, usage, strict=True):
@@ -343,6 +353,19 @@ class RateLimiting:
         )
         error = self._error
         return LocalResponse(error.status, error.body, tuple(headers))
+
+    def _pass_one(
+        self, ctx: RequestContext, remaining: int, now: float, start: int
+    ) -> None:
+        """Set the headers of a request passed under the only limit.
+
+        They are the ones `_decide` sets, in one format.
+        """
+        assert self._one is not None, "one limit's headers without one limit"
+        period, _, block = self._one
+        reset = WINDOWS[period] - int(now - start)
+        block %= (remaining, remaining, reset if reset > 1 else 1)
+        ctx.rewrite_downstream(HeaderRewrite(self._names, block, self._names))
 
     def _counted(
         self, remainders: list[int], best: tuple[int, int, int], reset: int
