@@ -240,6 +240,34 @@ class CompiledConfig:
         return self.phases_of(target).loggers
 
 
+# What a compile keeps of a route: (entity, service entity, target).
+_RoutePart = tuple[Mapping[str, Any], Any, RouteTarget]
+
+
+def _route_part(
+    route: Mapping[str, Any],
+    route_id: str,
+    service_id: str | None,
+    upstreams: Mapping[str, tuple[Mapping[str, Any], Upstream]],
+    old_route: _RoutePart | None,
+) -> _RoutePart:
+    """Return what the compile keeps of `route`: the old part if it is equal."""
+    found = upstreams.get(service_id) if service_id else None
+    if service_id and found is None:
+        raise ValidationError(
+            f"route {route_id} points at a missing service {service_id}"
+        )
+    service, upstream = found if found is not None else (None, None)
+    if (
+        old_route is not None
+        and old_route[1] is service
+        and (old_route[0] is route or old_route[0] == route)
+        and old_route[2].upstream is upstream
+    ):
+        return old_route
+    return (route, service, RouteTarget(route, service, upstream))
+
+
 def _fk(entity: Mapping[str, Any], field: str) -> str | None:
     ref = entity.get(field)
     if ref is None:
@@ -464,36 +492,37 @@ def compile_steps(
         else:
             upstreams[str(service["id"])] = (service, _upstream(service))
 
-    routes: dict[str, tuple[Mapping[str, Any], Any, RouteTarget]] = {}
+    routes: dict[str, _RoutePart] = {}
     filed: list[tuple[Mapping[str, Any], RouteTarget]] = []
     unchanged: set[str] = set()
     chains: dict[str, tuple[Plugin, ...]] = {}
     phases: dict[str, Phases] = {}
+    # With every service as it was, a route that is the very entity it was
+    # is unchanged, service and all: a delta's ten thousand others cost a
+    # lookup each.
+    services_kept = len(upstreams) == len(old_upstreams) and all(
+        old_upstreams.get(key) is kept for key, kept in upstreams.items()
+    )
     for position, route in enumerate(config.get("routes") or ()):
         if position % STEP == STEP - 1:
             yield
         route_id = str(route.get("id"))
-        service_id = _fk(route, "service")
-        found = upstreams.get(service_id) if service_id else None
-        if service_id and found is None:
-            raise ValidationError(
-                f"route {route_id} points at a missing service {service_id}"
-            )
-        service, upstream = found if found is not None else (None, None)
         old_route = old_routes.get(route_id)
-        if (
-            old_route is not None
-            and old_route[1] is service
-            and (old_route[0] is route or old_route[0] == route)
-            and old_route[2].upstream is upstream
-        ):
+        if services_kept and old_route is not None and old_route[0] is route:
             part = old_route
             unchanged.add(route_id)
+            scoped = route_id in scoped_routes
+            service_id = _fk(route, "service") if scoped or scoped_services else None
+            scoped = scoped or service_id in scoped_services
         else:
-            part = (route, service, RouteTarget(route, service, upstream))
+            service_id = _fk(route, "service")
+            part = _route_part(route, route_id, service_id, upstreams, old_route)
+            if part is old_route:
+                unchanged.add(route_id)
+            scoped = route_id in scoped_routes or service_id in scoped_services
         routes[route_id] = part
         filed.append((route, part[2]))
-        if route_id in scoped_routes or service_id in scoped_services:
+        if scoped:
             chains[route_id] = chain = plugins.chain(route_id, service_id)
             phases[route_id] = Phases.of(chain)
 
