@@ -21,8 +21,9 @@ import logging
 import os
 from pathlib import Path
 
+from data_plane.runtime.switch import aside
 from shared.errors import PorticoError
-from shared.messages import MAX_FRAME_SIZE, ConfigMessage, encode_config
+from shared.messages import MAX_FRAME_SIZE, ConfigMessage, encode_config_in_pieces
 from shared.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def read_cache(path: Path, group_id: str, max_size: int = MAX_FRAME_SIZE) -> Sna
 
 def write_cache(path: Path, snapshot: Snapshot) -> None:
     """Write `snapshot` to `path` atomically: temporary file, fsync, rename."""
-    data = encode_config(snapshot)
+    data = encode_config_in_pieces(snapshot)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -129,7 +130,8 @@ class ConfigCache:
         while self._pending is not None:
             snapshot, self._pending = self._pending, None
             try:
-                await asyncio.to_thread(write_cache, self.path, snapshot)
+                # Beside the proxy: aside() gets the GIL back to it often.
+                await aside(write_cache, self.path, snapshot)
             except OSError as exc:
                 # Serving goes on; only a restart without a control plane
                 # would miss this version. Warn once per run of failures.

@@ -20,6 +20,8 @@ from shared.messages import (
     Telemetry,
     decode,
     encode_config,
+    encode_config_in_pieces,
+    json_pieces,
 )
 from shared.snapshot import Snapshot, build_config, make_snapshot
 
@@ -97,6 +99,25 @@ def test_config_payload_is_compressed() -> None:
     snapshot = make_snapshot("g", 1, build_config({"services": services}))
     frame = encode_config(snapshot)
     assert len(frame) < len(orjson.dumps(dict(snapshot.config))) / 4
+
+
+def test_a_config_encoded_in_pieces_decodes_to_the_same_snapshot() -> None:
+    services = [
+        dict(_service(), id=f"{i:08d}-0000-4000-8000-000000000000", name=f"s{i}")
+        for i in range(150)
+    ]
+    snapshot = make_snapshot("g", 4, build_config({"services": services}))
+    decoded = decode(encode_config_in_pieces(snapshot))
+    assert isinstance(decoded, ConfigMessage)
+    assert decoded.to_snapshot() == snapshot
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"routes": []}, {"_format_version": "3.0", "routes": list(range(130))}],
+)
+def test_json_pieces_join_to_the_json_of_the_whole(config: dict[str, object]) -> None:
+    assert b"".join(json_pieces(config, step=64)) == orjson.dumps(config)
 
 
 def test_config_whose_payload_does_not_match_its_hash_is_refused() -> None:
