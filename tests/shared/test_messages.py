@@ -22,6 +22,7 @@ from shared.messages import (
     encode_config,
     encode_config_in_pieces,
     json_pieces,
+    load_config_json,
 )
 from shared.snapshot import Snapshot, build_config, make_snapshot
 
@@ -116,8 +117,25 @@ def test_a_config_encoded_in_pieces_decodes_to_the_same_snapshot() -> None:
     "config",
     [{}, {"routes": []}, {"_format_version": "3.0", "routes": list(range(130))}],
 )
-def test_json_pieces_join_to_the_json_of_the_whole(config: dict[str, object]) -> None:
-    assert b"".join(json_pieces(config, step=64)) == orjson.dumps(config)
+def test_json_pieces_are_read_back_a_line_at_a_time(config: dict[str, object]) -> None:
+    body = b"".join(json_pieces(config, step=64))
+    assert orjson.loads(body) == config  # one JSON document for any reader
+    assert load_config_json(body) == config
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{\n"a":[\n1\n2\n]\n}',  # no comma between pieces
+        b'{\n"a":[\n,1\n]\n}',  # a comma before the first
+        b'{\n"a":1\n"b":2\n}',  # no comma between members
+        b'{\n"a":[\n1\n}',  # the list never closed
+        b"{\n1:[\n]\n}",  # a name that is not a string
+    ],
+)
+def test_a_broken_body_in_lines_is_not_json(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        load_config_json(body)
 
 
 def test_config_whose_payload_does_not_match_its_hash_is_refused() -> None:
