@@ -5,7 +5,12 @@ Every frame starts with a JSON header on one line; a config frame carries
 the compressed configuration after that line::
 
     {"v":1,"type":"config","group_id":...,"version":7,"hash":...,"size":1234}\\n
-    <zlib-compressed orjson of the snapshot's config>
+    <zlib-compressed JSON of the snapshot's config>
+
+The config's JSON has a line break after every few entities (see
+:func:`json_pieces`): any JSON reader takes it whole, and a node reads it a
+line at a time, so that decoding a large config in a thread does not keep
+the proxy's event loop waiting for the GIL.
 
 A delta frame carries, the same way, the changes from the version a node
 runs to a newer one (see :mod:`shared.delta`)::
