@@ -40,10 +40,11 @@ from websockets.frames import CloseCode
 
 from data_plane.plugins.registry import FACTORIES
 from data_plane.router import prepare
+from data_plane.runtime.deltas import patched
 from data_plane.runtime.switch import aside
 from data_plane.settings import Settings
 from shared import __version__ as PORTICO_VERSION
-from shared.delta import apply_delta, digest_after, entity_count
+from shared.delta import entity_count
 from shared.errors import PorticoError, ProtocolError, ValidationError
 from shared.messages import (
     DELTA,
@@ -57,7 +58,7 @@ from shared.messages import (
     Telemetry,
     decode,
 )
-from shared.snapshot import Snapshot, make_snapshot
+from shared.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -427,27 +428,10 @@ class SyncAgent:
             )
             return self._resync(message, reason)
 
-        def patch() -> Snapshot:
-            delta = message.to_delta()
-            config = apply_delta(current.config, delta)
-            if current.digest is None:
-                snapshot = make_snapshot(message.group_id, message.version, config)
-            else:
-                digest = digest_after(current.digest, current.config, delta)
-                snapshot = make_snapshot(
-                    message.group_id, message.version, config, digest
-                )
-            if snapshot.hash != message.hash:
-                raise ProtocolError(
-                    "the config after the delta does not match its hash"
-                )
-            prepare(delta.upserts.get("routes") or ())
-            return snapshot
-
         try:
             if entity_count(current.config) > _THREAD_ENTITIES:
-                return await aside(patch)
-            return patch()
+                return await aside(patched, current, message)
+            return patched(current, message)
         except ProtocolError as exc:
             return self._resync(message, str(exc))
 

@@ -8,7 +8,9 @@ bytes big-endian, then one byte naming its kind) followed by the body:
 kind       from            body
 =========  ==============  =====================================================
 CONFIG     node            a config frame, the same bytes the control plane
-                           sends and ``config.cache`` keeps
+                           sends and ``config.cache`` keeps; or, to a worker
+                           serving the node's previous config, the delta
+                           frame from that config
 LISTEN     node            ``{"host", "port"}``: start accepting proxy clients
 STATUS     node            empty: report what you serve and your counters
 SCRAPE     node            empty: send your Prometheus counters

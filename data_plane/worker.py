@@ -35,16 +35,20 @@ from data_plane.channel import Channel, ChannelError
 from data_plane.metrics import REGISTRY
 from data_plane.plugins import rate_limiting
 from data_plane.proxy.server import ProxyServer
+from data_plane.runtime.deltas import patched
 from data_plane.runtime.switch import Switch, aside
 from data_plane.settings import LOG_LEVELS
 from data_plane.status import served_config
-from shared.errors import PorticoError
-from shared.messages import ConfigMessage
+from shared.delta import entity_count
+from shared.errors import PorticoError, ProtocolError
+from shared.messages import ConfigMessage, DeltaMessage, decode
+from shared.snapshot import Snapshot
 
 logger = logging.getLogger("data_plane.worker")
 
 # Inflating and hashing a larger frame would hold the event loop too long.
 _ASIDE_FRAME = 256 * 1024
+_ASIDE_ENTITIES = 2000  # a delta to a config this large applies aside
 
 
 class Worker:
@@ -125,13 +129,12 @@ class Worker:
     async def _apply(self, link: Channel, frame: bytes) -> None:
         # The node encoded this frame itself: one that does not parse is a
         # bug, and ends the worker.
-        message = ConfigMessage.parse(frame)
+        message = decode(frame)
+        if not isinstance(message, ConfigMessage | DeltaMessage):
+            raise ChannelError(f"a {message.TYPE} frame is no config")
         key = {"version": message.version, "hash": message.hash}
         try:
-            if len(frame) > _ASIDE_FRAME:
-                snapshot = await aside(message.to_snapshot)
-            else:
-                snapshot = message.to_snapshot()
+            snapshot = await self._snapshot_of(message, len(frame))
             await self.switch.apply(snapshot)
         except PorticoError as exc:
             link.send_json(channel.REFUSED, key | {"reason": str(exc)[:1024]})
@@ -156,6 +159,25 @@ class Worker:
                 "swapped_at": current.applied_at,
             },
         )
+
+    async def _snapshot_of(
+        self, message: ConfigMessage | DeltaMessage, size: int
+    ) -> Snapshot:
+        """Return the config a frame brings, decoded aside when it is large.
+
+        A delta applies to the config this worker serves (the node sends
+        one only then); ProtocolError if it does not.
+        """
+        if isinstance(message, ConfigMessage):
+            if size > _ASIDE_FRAME:
+                return await aside(message.to_snapshot)
+            return message.to_snapshot()
+        current = self.switch.snapshot()
+        if current is None:
+            raise ProtocolError("a delta came before any config")
+        if entity_count(current.config) > _ASIDE_ENTITIES:
+            return await aside(patched, current, message)
+        return patched(current, message)
 
     async def _listen(self, link: Channel, address: dict[str, object]) -> bool:
         assert self._proxy is not None, "listen before run"

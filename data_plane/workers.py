@@ -49,9 +49,9 @@ from data_plane.agent import backoff
 from data_plane.channel import Channel, ChannelError
 from data_plane.metrics import NODE_TOTALS, Registry, add_figures
 from data_plane.plugins.rate_limiting import NodeTotals
-from shared.delta import entity_count
+from shared.delta import diff, entity_count
 from shared.errors import PorticoError, ValidationError
-from shared.messages import encode_config
+from shared.messages import DeltaMessage, encode_config
 from shared.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -215,15 +215,29 @@ class WorkerPool:
     async def apply(self, snapshot: Snapshot) -> None:
         """Serve `snapshot` on every worker; ValidationError if they refuse it."""
         async with self._lock:
-            if entity_count(snapshot.config) > _ASIDE_ENTITIES:
+            large = entity_count(snapshot.config) > _ASIDE_ENTITIES
+            if large:
                 frame = await asyncio.to_thread(encode_config, snapshot)
             else:
                 frame = encode_config(snapshot)
+            # A worker serving the previous config gets the changes only:
+            # for a small change to a large config, it decodes a few
+            # entities instead of all of them.
+            previous, changes = self._snapshot, None
+            if previous is not None and previous.group_id == snapshot.group_id:
+                if large:
+                    changes = await asyncio.to_thread(_delta_frame, previous, snapshot)
+                else:
+                    changes = _delta_frame(previous, snapshot)
+            base = (previous.version, previous.hash) if previous else None
             key = (snapshot.version, snapshot.hash)
             workers = self._alive()
             for worker in workers:
                 worker.refused = None
-                worker.link.send(channel.CONFIG, frame)
+                if changes is not None and worker.serving == base:
+                    worker.link.send(channel.CONFIG, changes)
+                else:
+                    worker.link.send(channel.CONFIG, frame)
             await self._until(lambda: all(w.exited or w.settled(key) for w in workers))
 
             refused = [w.refused for w in workers if not w.exited and w.refused]
@@ -548,6 +562,13 @@ class WorkerPool:
             assert self._address is not None, "restarts begin after start"
             host, port = self._address
             worker.link.send_json(channel.LISTEN, {"host": host, "port": port})
+
+
+def _delta_frame(previous: Snapshot, snapshot: Snapshot) -> bytes:
+    """Return the delta frame from `previous` to `snapshot`."""
+    delta = diff(previous.config, snapshot.config)
+    message = DeltaMessage.from_delta(previous.version, previous.hash, snapshot, delta)
+    return message.serialize()
 
 
 def _reserve(host: str, port: int) -> socket.socket:
