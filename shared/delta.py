@@ -119,6 +119,10 @@ def squash(deltas: Iterable[Delta]) -> Delta | None:
     )
 
 
+# Changes to one list applied in place; with more, the list is sorted anew.
+_SPLICE_LIMIT = 64
+
+
 def apply_delta(config: Config, delta: Delta) -> dict[str, Any]:
     """Return the config that `delta` makes of `config`; `config` is untouched."""
     result: dict[str, Any] = dict(delta.fields)
@@ -127,13 +131,26 @@ def apply_delta(config: Config, delta: Delta) -> dict[str, Any]:
         entities = list(current) if is_entity_list(current) else []
         upserts = delta.upserts.get(key, ())
         deletes = delta.deletes.get(key, ())
-        if upserts or deletes:
+        if len(upserts) + len(deletes) > _SPLICE_LIMIT:
             by_id = {e["id"]: e for e in entities}
             for entity_id in deletes:
                 by_id.pop(entity_id, None)
             for entity in upserts:
                 by_id[entity["id"]] = entity
-            entities = sorted(by_id.values(), key=lambda e: str(e["id"]))
+            entities = sorted(by_id.values(), key=_by_id)
+        else:
+            # A few changes to a list sorted by id: each finds its place.
+            for entity_id in deletes:
+                at = bisect_left(entities, str(entity_id), key=_by_id)
+                if at < len(entities) and _by_id(entities[at]) == str(entity_id):
+                    del entities[at]
+            for entity in upserts:
+                entity_id = _by_id(entity)
+                at = bisect_left(entities, entity_id, key=_by_id)
+                if at < len(entities) and _by_id(entities[at]) == entity_id:
+                    entities[at] = entity
+                else:
+                    entities.insert(at, entity)
         result[key] = entities
     return result
 
