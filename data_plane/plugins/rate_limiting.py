@@ -305,12 +305,6 @@ class RateLimiting:
         starts: Mapping[str, int],
     ) -> LocalResponse | None:
         """Return the refusal when a limit is reached; choose the headers."""
-        one = self._one
-        if one is not None and not self._hide:
-            remaining = one[1] - usage[0] - 1
-            if remaining >= 0:
-                self._pass_one(ctx, remaining, now, starts[one[0]])
-                return None
         stop = None
         for (period, limit), used in zip(self._limits, usage, strict=True):
             if limit - used <= 0:
@@ -359,7 +353,7 @@ class RateLimiting:
     ) -> None:
         """Set the headers of a request passed under the only limit.
 
-        They are the ones `_decide` sets, in one format.
+        They are the ones `_decide` would set, in one format.
         """
         assert self._one is not None, "one limit's headers without one limit"
         period, _, block = self._one

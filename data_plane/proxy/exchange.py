@@ -84,6 +84,23 @@ _BUFFER_LIMIT = 256 * 1024  # body bytes buffered before reading is paused
 _BODY_WAIT = 60.0  # seconds a plugin waits for the rest of a body
 
 
+def _without(lines: list[bytes], names: frozenset[bytes]) -> list[bytes]:
+    """Return head pieces `lines` without the headers `names` (lowercase).
+
+    `lines` itself when none is there, the common case: nothing is copied.
+    """
+    for name in lines[::4]:
+        if name.lower() in names:
+            break
+    else:
+        return lines
+    kept: list[bytes] = []
+    for start in range(0, len(lines), 4):
+        if lines[start].lower() not in names:
+            kept += lines[start : start + 4]
+    return kept
+
+
 def _header_pieces(block: bytes) -> list[bytes]:
     """Return encoded header lines as head pieces: name, ": ", value, CRLF."""
     pieces: list[bytes] = []
@@ -628,18 +645,8 @@ class Exchange:
     def _filter_head(self, status: int, lines: list[bytes]) -> list[bytes]:
         """Apply the plugins' response phase to the upstream's header lines."""
         rewrite = self._response_rewrite(status, lines)
-        removed = rewrite.names
-        if removed:
-            for name in lines[::4]:
-                if name.lower() in removed:
-                    # Rare (plugins mostly set headers the upstream does
-                    # not): only then is the head copied without them.
-                    kept: list[bytes] = []
-                    for start in range(0, len(lines), 4):
-                        if lines[start].lower() not in removed:
-                            kept += lines[start : start + 4]
-                    lines = kept
-                    break
+        if rewrite.names:
+            lines = _without(lines, rewrite.names)
         if rewrite.block:
             lines.append(rewrite.block)
         return lines
@@ -709,11 +716,7 @@ class Exchange:
         status = response.status
         if status in (204, 304):
             return response
-        final: list[bytes] = []
-        for start in range(0, len(lines), 4):
-            if lines[start].lower() not in rewrite.names:
-                final += lines[start : start + 4]
-        final += _header_pieces(rewrite.block)
+        final = _without(lines, rewrite.names) + _header_pieces(rewrite.block)
         ctx = self.ctx
         assert ctx is not None, "body phase without a context"
         plugins = tuple(p for p in self.bodies if p.wants_body(ctx, status, final))
