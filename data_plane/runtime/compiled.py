@@ -123,20 +123,28 @@ class RouteTarget:
         )
 
 
+def _has(plugin: Plugin, method: str, flag: str) -> bool:
+    """Tell whether `plugin` has the phase `method`.
+
+    A consumer-scoped step has it when one of its instances does, which its
+    attribute `flag` says.
+    """
+    if isinstance(plugin, ConsumerScoped):
+        return bool(getattr(plugin, flag))
+    return hasattr(plugin, method)
+
+
 # (position in the chain, plugin) for each plugin with a `header_filter`
 Filters = tuple[tuple[int, ResponsePlugin], ...]
 
 
 def response_filters(chain: tuple[Plugin, ...]) -> Filters:
     """Return the plugins of `chain` that have a response phase."""
-    found: list[tuple[int, ResponsePlugin]] = []
-    for position, plugin in enumerate(chain):
-        if isinstance(plugin, ConsumerScoped):
-            if plugin.responds:
-                found.append((position, plugin))
-        elif hasattr(plugin, "header_filter"):
-            found.append((position, cast(ResponsePlugin, plugin)))
-    return tuple(found)
+    return tuple(
+        (position, cast(ResponsePlugin, plugin))
+        for position, plugin in enumerate(chain)
+        if _has(plugin, "header_filter", "responds")
+    )
 
 
 # The plugins of a chain with a body phase, in chain order; each has a
@@ -146,14 +154,9 @@ BodyFilters = tuple[BodyPlugin, ...]
 
 def body_phase(chain: tuple[Plugin, ...]) -> BodyFilters:
     """Return the plugins of `chain` that change response bodies."""
-    found: list[BodyPlugin] = []
-    for plugin in chain:
-        if isinstance(plugin, ConsumerScoped):
-            if plugin.changes_bodies:
-                found.append(plugin)
-        elif hasattr(plugin, "body_filter"):
-            found.append(cast(BodyPlugin, plugin))
-    return tuple(found)
+    return tuple(
+        cast(BodyPlugin, p) for p in chain if _has(p, "body_filter", "changes_bodies")
+    )
 
 
 # The plugins of a chain with a log phase, in chain order.
@@ -162,14 +165,7 @@ Loggers = tuple[LogPlugin, ...]
 
 def log_phase(chain: tuple[Plugin, ...]) -> Loggers:
     """Return the plugins of `chain` that record each finished exchange."""
-    found: list[LogPlugin] = []
-    for plugin in chain:
-        if isinstance(plugin, ConsumerScoped):
-            if plugin.logs:
-                found.append(plugin)
-        elif hasattr(plugin, "log"):
-            found.append(cast(LogPlugin, plugin))
-    return tuple(found)
+    return tuple(cast(LogPlugin, p) for p in chain if _has(p, "log", "logs"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +198,9 @@ class CompiledConfig:
     snapshot: Snapshot
     router: Router[RouteTarget]
     applied_at: float
-    # Plugin chains of the routes that route- or service-scoped plugins
-    # apply to; every other route runs `default_chain` (the global plugins).
-    chains: Mapping[str, tuple[Plugin, ...]] = field(default_factory=dict)
-    default_chain: tuple[Plugin, ...] = ()
-    # The same chains by phase: what a request looks up.
+    # The plugins, by phase, of the routes that route- or service-scoped
+    # plugins apply to; every other route runs `default_phases` (the global
+    # plugins).
     phases: Mapping[str, Phases] = field(default_factory=dict)
     default_phases: Phases = NO_PHASES
     compile_seconds: float = 0.0  # from the start of the compile to the swap
@@ -218,6 +212,16 @@ class CompiledConfig:
     upstreams: Mapping[str, tuple[Mapping[str, Any], Upstream]] = field(
         default_factory=dict
     )
+
+    @property
+    def chains(self) -> Mapping[str, tuple[Plugin, ...]]:
+        """Return the plugin chains of the routes scoped plugins apply to."""
+        return {route_id: p.access for route_id, p in self.phases.items()}
+
+    @property
+    def default_chain(self) -> tuple[Plugin, ...]:
+        """Return the chain of every other route: the global plugins."""
+        return self.default_phases.access
 
     def phases_of(self, target: RouteTarget) -> Phases:
         """Return the plugins a request to `target` runs, by phase."""
@@ -495,7 +499,6 @@ def compile_steps(
     routes: dict[str, _RoutePart] = {}
     filed: list[tuple[Mapping[str, Any], RouteTarget]] = []
     unchanged: set[str] = set()
-    chains: dict[str, tuple[Plugin, ...]] = {}
     phases: dict[str, Phases] = {}
     # With every service as it was, a route that is the very entity it was
     # is unchanged, service and all: a delta's ten thousand others cost a
@@ -523,8 +526,7 @@ def compile_steps(
         routes[route_id] = part
         filed.append((route, part[2]))
         if scoped:
-            chains[route_id] = chain = plugins.chain(route_id, service_id)
-            phases[route_id] = Phases.of(chain)
+            phases[route_id] = Phases.of(plugins.chain(route_id, service_id))
 
     router = yield from Router.build(
         filed,
@@ -536,15 +538,12 @@ def compile_steps(
     while filed:
         del filed[-_FREE_STEP:]
         yield
-    default_chain = plugins.chain(None, None)
     return CompiledConfig(
         snapshot,
         router,
         time.time(),
-        chains=chains,
-        default_chain=default_chain,
         phases=phases,
-        default_phases=Phases.of(default_chain),
+        default_phases=Phases.of(plugins.chain(None, None)),
         routes=routes,
         upstreams=upstreams,
     )
