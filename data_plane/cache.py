@@ -23,7 +23,7 @@ from pathlib import Path
 
 from data_plane.runtime.switch import aside
 from shared.errors import PorticoError
-from shared.messages import MAX_FRAME_SIZE, ConfigMessage, encode_config_in_pieces
+from shared.messages import MAX_FRAME_SIZE, ConfigMessage, encode_config
 from shared.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def read_cache(path: Path, group_id: str, max_size: int = MAX_FRAME_SIZE) -> Sna
 
 def write_cache(path: Path, snapshot: Snapshot) -> None:
     """Write `snapshot` to `path` atomically: temporary file, fsync, rename."""
-    data = encode_config_in_pieces(snapshot)
+    # Level 1: a local file, written beside the proxy, wants speed first.
+    data = encode_config(snapshot, level=1)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

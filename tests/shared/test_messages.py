@@ -20,7 +20,6 @@ from shared.messages import (
     Telemetry,
     decode,
     encode_config,
-    encode_config_in_pieces,
     json_pieces,
     load_config_json,
 )
@@ -108,7 +107,7 @@ def test_a_config_encoded_in_pieces_decodes_to_the_same_snapshot() -> None:
         for i in range(150)
     ]
     snapshot = make_snapshot("g", 4, build_config({"services": services}))
-    decoded = decode(encode_config_in_pieces(snapshot))
+    decoded = decode(encode_config(snapshot, level=1))
     assert isinstance(decoded, ConfigMessage)
     assert decoded.to_snapshot() == snapshot
 
