@@ -40,11 +40,10 @@ from websockets.frames import CloseCode
 
 from data_plane.plugins.registry import FACTORIES
 from data_plane.router import prepare
-from data_plane.runtime.deltas import patched
-from data_plane.runtime.switch import aside
+from data_plane.runtime.deltas import patched_aside
+from data_plane.runtime.switch import ASIDE_FRAME, aside
 from data_plane.settings import Settings
 from shared import __version__ as PORTICO_VERSION
-from shared.delta import entity_count
 from shared.errors import PorticoError, ProtocolError, ValidationError
 from shared.messages import (
     DELTA,
@@ -67,10 +66,6 @@ BACKOFF_MAX = 30.0
 # A connection that ends sooner than this counts as a failed attempt, so a
 # control plane that accepts and then refuses a node is not hammered.
 STABLE_CONNECTION = 10.0
-# Inflating and hashing a big config would stall the proxy; do it in a thread.
-_THREAD_PAYLOAD = 256 * 1024
-# Likewise patching and hashing a config of more entities than this.
-_THREAD_ENTITIES = 2000
 # The path of a group's control_plane_endpoint, as the listener serves it.
 _GROUP_PATH = re.compile(r"/cp/([A-Za-z0-9._-]{1,128})/?$")
 
@@ -387,7 +382,7 @@ class SyncAgent:
             snapshot = patched
         else:
             try:
-                if len(message.payload) > _THREAD_PAYLOAD:
+                if len(message.payload) > ASIDE_FRAME:
                     snapshot = await aside(_decoded, message)
                 else:
                     snapshot = message.to_snapshot()
@@ -429,9 +424,7 @@ class SyncAgent:
             return self._resync(message, reason)
 
         try:
-            if entity_count(current.config) > _THREAD_ENTITIES:
-                return await aside(patched, current, message)
-            return patched(current, message)
+            return await patched_aside(current, message)
         except ProtocolError as exc:
             return self._resync(message, str(exc))
 

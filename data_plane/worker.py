@@ -35,20 +35,15 @@ from data_plane.channel import Channel, ChannelError
 from data_plane.metrics import REGISTRY
 from data_plane.plugins import rate_limiting
 from data_plane.proxy.server import ProxyServer
-from data_plane.runtime.deltas import patched
-from data_plane.runtime.switch import Switch, aside
+from data_plane.runtime.deltas import patched_aside
+from data_plane.runtime.switch import ASIDE_FRAME, Switch, aside
 from data_plane.settings import LOG_LEVELS
 from data_plane.status import served_config
-from shared.delta import entity_count
 from shared.errors import PorticoError, ProtocolError
 from shared.messages import ConfigMessage, DeltaMessage, decode
 from shared.snapshot import Snapshot
 
 logger = logging.getLogger("data_plane.worker")
-
-# Inflating and hashing a larger frame would hold the event loop too long.
-_ASIDE_FRAME = 256 * 1024
-_ASIDE_ENTITIES = 2000  # a delta to a config this large applies aside
 
 
 class Worker:
@@ -169,15 +164,13 @@ class Worker:
         one only then); ProtocolError if it does not.
         """
         if isinstance(message, ConfigMessage):
-            if size > _ASIDE_FRAME:
+            if size > ASIDE_FRAME:
                 return await aside(message.to_snapshot)
             return message.to_snapshot()
         current = self.switch.snapshot()
         if current is None:
             raise ProtocolError("a delta came before any config")
-        if entity_count(current.config) > _ASIDE_ENTITIES:
-            return await aside(patched, current, message)
-        return patched(current, message)
+        return await patched_aside(current, message)
 
     async def _listen(self, link: Channel, address: dict[str, object]) -> bool:
         assert self._proxy is not None, "listen before run"

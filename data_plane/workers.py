@@ -49,6 +49,7 @@ from data_plane.agent import backoff
 from data_plane.channel import Channel, ChannelError
 from data_plane.metrics import NODE_TOTALS, Registry, add_figures
 from data_plane.plugins.rate_limiting import NodeTotals
+from data_plane.runtime.switch import ASIDE_ENTITIES
 from shared.delta import diff, entity_count
 from shared.errors import PorticoError, ValidationError
 from shared.messages import DeltaMessage, encode_config
@@ -62,8 +63,6 @@ RESTART_INITIAL = 0.2
 RESTART_MAX = 10.0
 # How long a status request waits for a busy worker's answer.
 REPORT_TIMEOUT = 1.0
-# Encoding a config of more entities than this would hold the event loop.
-_ASIDE_ENTITIES = 2000
 # Counters that are not running totals, and so are not kept from dead workers.
 _GAUGES = frozenset({"connections"})
 # Names every worker process for the rate-limiting totals, never twice.
@@ -215,7 +214,7 @@ class WorkerPool:
     async def apply(self, snapshot: Snapshot) -> None:
         """Serve `snapshot` on every worker; ValidationError if they refuse it."""
         async with self._lock:
-            large = entity_count(snapshot.config) > _ASIDE_ENTITIES
+            large = entity_count(snapshot.config) > ASIDE_ENTITIES
             if large:
                 frame = await asyncio.to_thread(encode_config, snapshot)
             else:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from data_plane.router import prepare
-from shared.delta import apply_delta, digest_after
+from data_plane.runtime.switch import ASIDE_ENTITIES, aside
+from shared.delta import apply_delta, digest_after, entity_count
 from shared.errors import ProtocolError
 from shared.messages import DeltaMessage
 from shared.snapshot import Snapshot, make_snapshot
+
+
+async def patched_aside(current: Snapshot, message: DeltaMessage) -> Snapshot:
+    """Return :func:`patched`, worked out aside when the config is large."""
+    if entity_count(current.config) > ASIDE_ENTITIES:
+        return await aside(patched, current, message)
+    return patched(current, message)
 
 
 def patched(current: Snapshot, message: DeltaMessage) -> Snapshot:

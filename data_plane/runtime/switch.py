@@ -46,6 +46,10 @@ _IDLE = 0.00002
 _SHARE = 2 / 3
 # Entities or routes freed per step when a replaced config is released.
 _RELEASE_STEP = 64
+# Work on a config frame larger than this, or on a config of more entities,
+# goes aside (to a worker thread): on the event loop it would stall the proxy.
+ASIDE_FRAME = 256 * 1024
+ASIDE_ENTITIES = 2000
 # While a worker thread reads a config, the event loop's thread gets the GIL
 # back after this long at most (CPython's default is 5 ms).
 _ASIDE_SWITCH_INTERVAL = 0.0005
