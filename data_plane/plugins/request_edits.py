@@ -50,9 +50,6 @@ class Edits:
         )
 
 
-NO_EDITS = Edits()
-
-
 def content_kind(content_type: str) -> str | None:
     """Return the kind of body Kong's plugin edits for a Content-Type."""
     lowered = content_type.lower()

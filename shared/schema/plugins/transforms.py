@@ -10,7 +10,7 @@ cannot render.
 from __future__ import annotations
 
 from shared import templates
-from shared.schema.fields import Field
+from shared.schema.fields import Field, ValueCheck
 from shared.schema.typedefs import check_header_name, string
 
 
@@ -45,75 +45,43 @@ def _check_new_header_name(value: str) -> str | None:
     return check_header_name(value.partition(":")[2])
 
 
+def _strings(*checks: tuple[str, ValueCheck]) -> Field:
+    """Return a list of strings passing `checks`, empty by default."""
+    return Field("array", required=True, default=[], elements=string(checks=checks))
+
+
 def names() -> Field:
     """Return a list of names, empty by default."""
-    return Field("array", required=True, default=[], elements=string())
+    return _strings()
 
 
 def header_names() -> Field:
     """Return a list of header names, empty by default."""
-    return Field(
-        "array",
-        required=True,
-        default=[],
-        elements=string(checks=(("header_name", check_header_name),)),
-    )
+    return _strings(("header_name", check_header_name))
 
 
 def pairs() -> Field:
     """Return a list of ``name:value`` pairs, empty by default."""
-    return Field(
-        "array",
-        required=True,
-        default=[],
-        elements=string(checks=(("pair", _check_pair),)),
-    )
+    return _strings(("pair", _check_pair))
 
 
 def header_pairs() -> Field:
     """Return a list of ``header:value`` pairs, empty by default."""
-    return Field(
-        "array",
-        required=True,
-        default=[],
-        elements=string(checks=(("pair", _check_header_pair),)),
-    )
+    return _strings(("pair", _check_header_pair))
 
 
 def template_pairs() -> Field:
     """Return a list of ``name:value`` pairs whose values may be templates."""
-    return Field(
-        "array",
-        required=True,
-        default=[],
-        elements=string(
-            checks=(("pair", _check_valued_pair), ("template", _check_value_template))
-        ),
-    )
+    return _strings(("pair", _check_valued_pair), ("template", _check_value_template))
 
 
 def template_header_pairs() -> Field:
     """Return a list of ``header:value`` pairs whose values may be templates."""
-    return Field(
-        "array",
-        required=True,
-        default=[],
-        elements=string(
-            checks=(("pair", _check_header_pair), ("template", _check_value_template))
-        ),
-    )
+    return _strings(("pair", _check_header_pair), ("template", _check_value_template))
 
 
 def header_renames() -> Field:
     """Return a list of ``old:new`` header names, empty by default."""
-    return Field(
-        "array",
-        required=True,
-        default=[],
-        elements=string(
-            checks=(
-                ("pair", _check_header_pair),
-                ("header_name", _check_new_header_name),
-            )
-        ),
+    return _strings(
+        ("pair", _check_header_pair), ("header_name", _check_new_header_name)
     )
