@@ -186,12 +186,17 @@ def test_a_killed_worker_is_restarted_on_the_current_config(
         assert worker["restarts"] == 1
         assert worker["config"]["version"] == 2
         assert node.status()["config"]["version"] == 2
-        # The other worker answered while the killed one was away; at most
-        # the request in flight to the killed one was lost.
+        # The other worker answered while the killed one was away. Lost are
+        # at most the request in flight to the killed one and one the kernel
+        # handed its listening socket while the process was being torn down
+        # (SO_REUSEPORT drops what a closing listener had queued): both end
+        # as transport errors, before the worker is back.
         meanwhile = [s for t, s in answers if killed_at < t < back_at]
         assert meanwhile.count(200) >= 1
-        failed = [s for _, s in answers if s != 200]
-        assert len(failed) <= 1, failed
+        failed = [(t, s) for t, s in answers if s != 200]
+        assert len(failed) <= 2, failed
+        assert all(killed_at < t < back_at for t, _ in failed), failed
+        assert all(isinstance(s, str) for _, s in failed), failed
         assert "proxy worker 0" in node.output()
 
 
