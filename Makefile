@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The data plane's request path compiled with mypyc (data_plane/native.py);
+# rebuilt whenever a module it was checked against changes.
+NATIVE := build/native/manifest.json
+NATIVE_SOURCES := $(shell find data_plane shared -name '*.py')
 
 .PHONY: up dp demo test lint bench clean
 
@@ -12,28 +16,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+	$(BIN)/python scripts/native.py build
+
 ## up: run a control plane on SQLite and the echo upstream, ready for the walkthrough
-up: $(STAMP)
+up: $(NATIVE)
 	$(BIN)/python scripts/up.py
 
 ## dp: attach a data plane node to a runtime group (GROUP=name)
-dp: $(STAMP)
+dp: $(NATIVE)
 	$(BIN)/python scripts/dp.py $(if $(GROUP),--group "$(GROUP)",)
 
 ## demo: run the whole composite walkthrough against `make up`
-demo: $(STAMP)
+demo: $(NATIVE)
 	$(BIN)/python scripts/demo.py
 
-## test: lint, type-check and run the whole test suite
-test: $(STAMP)
+## test: lint, type-check, run the whole test suite, then the data plane's
+##       tests again on its Python source (without the compiled modules)
+test: $(NATIVE)
 	bash scripts/services.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	PORTICO_NATIVE=require $(BIN)/python -m pytest
+	PORTICO_NATIVE=off $(BIN)/python -m pytest -q tests/data_plane
 
 ## bench: run the benchmarks (QUICK=1 for the short version)
-bench: $(STAMP)
+bench: $(NATIVE)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 clean:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import uvloop
 
+from data_plane import native
 from data_plane.node import Node
 from data_plane.settings import parse_settings
 from shared.errors import PorticoError
@@ -28,6 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # websockets logs each connection attempt at INFO; the sync agent
         # reports outages and refusals itself, once each.
         logging.getLogger("websockets").setLevel(logging.WARNING)
+    if native.state.startswith("stale"):
+        logging.getLogger("data_plane").warning(
+            "running the request path as Python: the compiled modules are %s "
+            "(`make` or `python scripts/native.py build` rebuilds them)",
+            native.state.removeprefix("stale: "),
+        )
     node = Node(settings)
     try:
         uvloop.run(node.run())

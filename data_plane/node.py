@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from data_plane import __version__
+from data_plane import __version__, native
 from data_plane.agent import SyncAgent, client_ssl_context, group_of_endpoint
 from data_plane.cache import ConfigCache
 from data_plane.declarative import DeclarativeLoader
@@ -217,10 +217,11 @@ class Node:
             await self.proxies.drain(0)
             raise
         logger.info(
-            "data plane node %s: proxy on %s (%s), status on %s",
+            "data plane node %s: proxy on %s (%s, %s), status on %s",
             self.node_id,
             settings.proxy_listen,
             f"{settings.workers} workers" if settings.workers > 1 else "1 process",
+            "compiled" if native.state == "compiled" else "Python source",
             settings.status_listen,
         )
 

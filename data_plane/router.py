@@ -34,7 +34,6 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from shared.errors import ValidationError
@@ -68,13 +67,17 @@ STEP = 16
 DERIVE_LIMIT = 256
 
 
-@dataclass(slots=True)
 class RouteMatch(Generic[T]):
     """The winning route and how much of the path its path matched."""
 
-    target: T
-    matched: int
-    captures: re.Match[str] | None = None  # a regex path's match, for its groups
+    __slots__ = ("target", "matched", "captures")
+
+    def __init__(
+        self, target: T, matched: int, captures: re.Match[str] | None = None
+    ) -> None:
+        self.target = target
+        self.matched = matched
+        self.captures = captures  # a regex path's match, for its groups
 
 
 class _Entry(Generic[T]):

@@ -15,7 +15,7 @@ life of the config: a request costs one dict lookup.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from data_plane.plugins.base import (
     ConfigIndex,
@@ -25,7 +25,7 @@ from data_plane.plugins.base import (
     RequestContext,
 )
 
-PRIORITY = 950
+PRIORITY: Final = 950
 
 _HEADER = "X-Consumer-Groups"
 _FORBIDDEN = LocalResponse.message(403, "You cannot consume this service")

@@ -104,9 +104,11 @@ class HeaderRewrite:
                 self.written | other.written,
             )
         kept = b"".join(
-            line + b"\r\n"
-            for line in self.block.split(b"\r\n")[:-1]
-            if line.partition(b":")[0].lower() not in other.names
+            [
+                line + b"\r\n"
+                for line in self.block.split(b"\r\n")[:-1]
+                if line.partition(b":")[0].lower() not in other.names
+            ]
         )
         return HeaderRewrite(
             self.names | other.names,

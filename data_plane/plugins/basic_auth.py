@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from data_plane.plugins.base import (
     ConfigIndex,
@@ -37,7 +37,7 @@ from data_plane.plugins.base import (
 from data_plane.plugins.identity import Anonymous, authenticated
 from shared.credentials import verify_password
 
-PRIORITY = 1100
+PRIORITY: Final = 1100
 GRANTS = 10_000  # grants a config keeps, per hide_credentials setting
 
 _SCHEME = re.compile(r"\s*[Bb]asic\s*(.+)")

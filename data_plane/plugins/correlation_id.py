@@ -22,7 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from data_plane.plugins.base import (
     ConfigIndex,
@@ -33,7 +33,7 @@ from data_plane.plugins.base import (
     RequestContext,
 )
 
-PRIORITY = 100001
+PRIORITY: Final = 100001
 
 _PROCESS_UUID = str(uuid.uuid4())
 _COUNTER = itertools.count(1)

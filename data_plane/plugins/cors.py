@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from data_plane.plugins.base import (
@@ -28,7 +28,7 @@ from data_plane.plugins.base import (
     RequestContext,
 )
 
-PRIORITY = 2000
+PRIORITY: Final = 2000
 ALL_METHODS = "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT"
 _MAYBE_REGEX = re.compile(r"[^A-Za-z0-9.:/-]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}

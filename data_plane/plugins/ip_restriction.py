@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from data_plane.plugins.base import ConfigIndex, Deferred, LocalResponse, RequestContext
 from shared.errors import InvalidParameter, ValidationError
 
-PRIORITY = 990
+PRIORITY: Final = 990
 ANSWERS = 10_000  # addresses whose answer an instance keeps
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address

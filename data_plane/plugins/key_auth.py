@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from data_plane.plugins import arguments
 from data_plane.plugins.arguments import NO_BODY, Body
@@ -31,7 +31,7 @@ from data_plane.plugins.base import (
 )
 from data_plane.plugins.identity import Anonymous, authenticated, header_value
 
-PRIORITY = 1250
+PRIORITY: Final = 1250
 
 
 # What a key without a ttl grants: its consumer, credential and headers.

@@ -48,7 +48,7 @@ import math
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -65,7 +65,7 @@ from data_plane.plugins.base import (
 
 logger = logging.getLogger(__name__)
 
-PRIORITY = 910
+PRIORITY: Final = 910
 PERIODS = ("second", "minute", "hour", "day", "month", "year")
 # Kong's window lengths in seconds (kong/plugins/rate-limiting/expiration).
 WINDOWS = {

@@ -101,7 +101,7 @@ def edit_args(encoded: bytes, edits: Edits) -> bytes | None:
         params.append((name, _encode(name, value)))
     if params == before:
         return None
-    return b"&".join(piece for _, piece in params)
+    return b"&".join([piece for _, piece in params])
 
 
 def merge_form(query: bytes, form: bytes) -> bytes | None:
@@ -264,4 +264,4 @@ def edit_multipart(raw: bytes, content_type: str, edits: Edits) -> bytes | None:
     if not changed:
         return None
     delimiter = b"--" + boundary
-    return b"".join(part.encode(delimiter) for part in parts) + delimiter + b"--\r\n"
+    return b"".join([part.encode(delimiter) for part in parts]) + delimiter + b"--\r\n"

@@ -14,11 +14,11 @@ is required", a GET included, as in Kong.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from data_plane.plugins.base import ConfigIndex, Deferred, LocalResponse, RequestContext
 
-PRIORITY = 951
+PRIORITY: Final = 951
 
 UNITS = {"bytes": 1, "kilobytes": 1024, "megabytes": 1024 * 1024}
 

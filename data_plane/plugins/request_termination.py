@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -26,7 +26,7 @@ from data_plane.plugins.base import (
 )
 from data_plane.plugins.identity import header_value
 
-PRIORITY = 2
+PRIORITY: Final = 2
 
 # Kong's messages for the statuses it has one for.
 DEFAULT_MESSAGES = {

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from data_plane.plugins import arguments
@@ -56,7 +56,7 @@ from data_plane.plugins.request_edits import (
 from shared.errors import ValidationError
 from shared.templates import Template, parse
 
-PRIORITY = 801
+PRIORITY: Final = 801
 _PARTS = ("remove", "rename", "replace", "add", "append")
 # Methods after which Kong moves an urlencoded body's arguments to the query.
 _QUERY_METHODS = frozenset({"GET", "HEAD", "TRACE"})
@@ -190,7 +190,7 @@ class _HeaderEdits:
             if (lowered := name.lower()) != "host"
         ]
         self.appended = HeaderRewrite.adding(
-            (name, value) for name, value in edits.append if name.lower() != "host"
+            [(name, value) for name, value in edits.append if name.lower() != "host"]
         )
 
 
@@ -211,7 +211,7 @@ class RequestTransformer:
 
         # Host is the proxy's to write: removing it does nothing.
         removed = [n for n in self._header_part.remove if n.lower() != "host"]
-        self._header_removal = HeaderRewrite.of((name, None) for name in removed)
+        self._header_removal = HeaderRewrite.of([(name, None) for name in removed])
         self._removed = frozenset(name.lower() for name in removed)
         static = self._header_part.static
         self._headers = _HeaderEdits(static) if static is not None else None

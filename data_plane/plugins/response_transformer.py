@@ -36,7 +36,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -51,7 +51,7 @@ from data_plane.plugins.base import (
 
 logger = logging.getLogger(__name__)
 
-PRIORITY = 800
+PRIORITY: Final = 800
 _PARTS = ("remove", "rename", "replace", "add", "append")
 
 
@@ -95,7 +95,7 @@ class ResponseTransformer:
             (name.lower().encode("latin-1"), name, value)
             for name, value in pairs(_section(config, "add").get("headers"))
         ]
-        self._removal = HeaderRewrite.of((name, None) for name in removed)
+        self._removal = HeaderRewrite.of([(name, None) for name in removed])
         self._appended = HeaderRewrite.adding(
             pairs(_section(config, "append").get("headers"))
         )

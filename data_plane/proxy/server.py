@@ -351,7 +351,9 @@ class ProxyServer:
     def port(self) -> int:
         """Return the port actually listened on."""
         assert self._server is not None, "server not started"
-        return int(self._server.sockets[0].getsockname()[1])
+        # Read as Any: uvloop gives a list where asyncio's stubs say a tuple.
+        sockets = getattr(self._server, "sockets")  # noqa: B009
+        return int(sockets[0].getsockname()[1])
 
     def counters(self) -> dict[str, int]:
         """Return request counters since the node started."""

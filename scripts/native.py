@@ -1,0 +1,107 @@
+"""Compile the data plane's request path with mypyc, or check the build.
+
+`python scripts/native.py build` compiles the modules that
+`data_plane.native.MODULES` lists into `build/native/`; `check` says whether
+a node started now would run them (see `data_plane/native.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from mypyc.build import mypycify
+from setuptools import Distribution
+
+from data_plane import native
+
+
+def build(
+    build_dir: Path = native.BUILD_DIR, root: Path = native.ROOT, *, jobs: int = 2
+) -> None:
+    """Compile `native.MODULES` into `build_dir`, replacing what is there."""
+    digest = native.source_digest(root)
+    sources = [
+        str(Path(*name.split(".")).with_suffix(".py")) for name in native.MODULES
+    ]
+    with tempfile.TemporaryDirectory(prefix="portico-native-") as scratch:
+        work = Path(scratch)
+        cwd = Path.cwd()
+        os.chdir(root)  # mypyc names modules after their paths from here
+        try:
+            extensions = mypycify(
+                sources, opt_level="3", target_dir=str(work / "c"), verbose=False
+            )
+            distribution = Distribution({"name": "portico-native"})
+            distribution.ext_modules = extensions
+            command = distribution.get_command_obj("build_ext")
+            command.build_lib = str(work / "lib")
+            command.build_temp = str(work / "temp")
+            command.parallel = jobs
+            distribution.run_command("build_ext")
+        finally:
+            os.chdir(cwd)
+
+        built = work / "lib"
+        files: dict[str, str] = {}
+        for library in built.rglob("*" + native.abi()):
+            relative = library.relative_to(built)
+            name = ".".join(relative.parts)[: -len(native.abi())]
+            files[name] = relative.as_posix()
+        missing = set(native.MODULES) - set(files)
+        if missing:
+            raise RuntimeError(f"mypyc built no module for {sorted(missing)}")
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        shutil.copytree(built, build_dir)
+        manifest = {"abi": native.abi(), "digest": digest, "files": files}
+        (build_dir / native.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the compiled modules, or say whether the current build is used."""
+    parser = argparse.ArgumentParser(
+        prog="python scripts/native.py",
+        description="Compile the data plane's request path with mypyc, or "
+        "check whether the compiled build matches the source.",
+    )
+    parser.add_argument(
+        "command",
+        choices=("build", "check"),
+        help="build: compile into the build directory; check: print whether "
+        "a node would run the compiled modules (exit 1 if not)",
+    )
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=native.BUILD_DIR,
+        help=f"where the compiled modules go (default {native.BUILD_DIR})",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="C compilers run at once (default 2)"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        why = native.check(args.build_dir)
+        print(why or "current")
+        return 1 if why else 0
+    started = time.monotonic()
+    print(
+        f"compiling {len(native.MODULES)} data plane modules with mypyc "
+        "(about a minute) ...",
+        flush=True,
+    )
+    build(args.build_dir, jobs=args.jobs)
+    print(f"built into {args.build_dir} in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
