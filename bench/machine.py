@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.tools import Tools
+from data_plane import native
 
 
 def cpu_model() -> str:
@@ -42,7 +43,16 @@ def describe(root: Path, tools: Tools | None) -> dict[str, Any]:
         "nginx": tools.nginx_version if tools else "not installed",
         "wrk": tools.wrk_version if tools else "not installed",
         "git_commit": git_commit(root),
+        "data_plane_request_path": request_path(),
     }
+
+
+def request_path() -> str:
+    """Return whether data plane nodes started now run the compiled modules."""
+    if os.environ.get(native.ENV, "").strip().lower() in ("off", "0", "no", "false"):
+        return f"Python source ({native.ENV}=off)"
+    why = native.check()
+    return "compiled with mypyc" if why is None else f"Python source ({why})"
 
 
 def _git(root: Path, *args: str) -> str | None:

@@ -18,11 +18,11 @@ import asyncio
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import orjson
 
-JSON = "application/json; charset=utf-8"
+JSON: Final = "application/json; charset=utf-8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +42,9 @@ class LocalResponse:
         return cls(status, orjson.dumps({"message": message}), headers)
 
 
-_CONTROL = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
+_CONTROL: Final = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
 
 
-@dataclass(slots=True)
 class HeaderRewrite:
     """Changes to a header block, encoded once and then shared.
 
@@ -54,13 +53,25 @@ class HeaderRewrite:
     `written` names the lines of `block`. Plugins build their rewrites when
     a config is compiled or on the first request that needs one, so a
     request only picks a rewrite and never encodes headers. A rewrite is
-    never changed once made (it is not frozen: a frozen dataclass costs
-    twice as much to create, and some plugins create one per request).
+    never changed once made. It is a plain class, not a dataclass: some
+    plugins create one per request, and a dataclass's generated
+    `__init__` stays interpreted when the module is compiled.
     """
 
-    names: frozenset[bytes] = frozenset()
-    block: bytes = b""
-    written: frozenset[bytes] = frozenset()
+    __slots__ = ("names", "block", "written")
+
+    def __init__(
+        self,
+        names: frozenset[bytes] = frozenset(),
+        block: bytes = b"",
+        written: frozenset[bytes] = frozenset(),
+    ) -> None:
+        self.names = names
+        self.block = block
+        self.written = written
+
+    def __repr__(self) -> str:
+        return f"HeaderRewrite({self.names!r}, {self.block!r}, {self.written!r})"
 
     @classmethod
     def of(cls, headers: Iterable[tuple[str, str | None]]) -> HeaderRewrite:
@@ -117,7 +128,7 @@ class HeaderRewrite:
         )
 
 
-NO_REWRITE = HeaderRewrite()
+NO_REWRITE: Final = HeaderRewrite()
 
 
 @dataclass(slots=True)

@@ -38,9 +38,9 @@ from data_plane.plugins.identity import Anonymous, authenticated
 from shared.credentials import verify_password
 
 PRIORITY: Final = 1100
-GRANTS = 10_000  # grants a config keeps, per hide_credentials setting
+GRANTS: Final = 10_000  # grants a config keeps, per hide_credentials setting
 
-_SCHEME = re.compile(r"\s*[Bb]asic\s*(.+)")
+_SCHEME: Final = re.compile(r"\s*[Bb]asic\s*(.+)")
 
 
 class VerifiedCache:
@@ -94,11 +94,11 @@ class VerifiedCache:
         self._results[key] = done.result()
 
 
-VERIFIED = VerifiedCache()
+VERIFIED: Final = VerifiedCache()
 
 # Keys the digests of Authorization values that this node's grants are filed
 # under; random per process, like VerifiedCache's.
-_GRANT_KEY = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)
+_GRANT_KEY: Final = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)
 
 
 def _digest(value: str) -> bytes:

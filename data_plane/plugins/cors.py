@@ -29,16 +29,16 @@ from data_plane.plugins.base import (
 )
 
 PRIORITY: Final = 2000
-ALL_METHODS = "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT"
-_MAYBE_REGEX = re.compile(r"[^A-Za-z0-9.:/-]")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_CACHED = 1024  # origins whose verdict a plugin remembers
+ALL_METHODS: Final = "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT"
+_MAYBE_REGEX: Final = re.compile(r"[^A-Za-z0-9.:/-]")
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_CACHED: Final = 1024  # origins whose verdict a plugin remembers
 
-_ALLOW_ORIGIN = "Access-Control-Allow-Origin"
-_VARY = HeaderRewrite.adding((("Vary", "Origin"),))
-_CLEAR_ORIGIN = HeaderRewrite.of(((_ALLOW_ORIGIN, None),))
-_ANY_ORIGIN = HeaderRewrite.of(((_ALLOW_ORIGIN, "*"),))
-_CREDENTIALS = HeaderRewrite.of((("Access-Control-Allow-Credentials", "true"),))
+_ALLOW_ORIGIN: Final = "Access-Control-Allow-Origin"
+_VARY: Final = HeaderRewrite.adding((("Vary", "Origin"),))
+_CLEAR_ORIGIN: Final = HeaderRewrite.of(((_ALLOW_ORIGIN, None),))
+_ANY_ORIGIN: Final = HeaderRewrite.of(((_ALLOW_ORIGIN, "*"),))
+_CREDENTIALS: Final = HeaderRewrite.of((("Access-Control-Allow-Credentials", "true"),))
 
 
 def normalize_origin(origin: str) -> str:

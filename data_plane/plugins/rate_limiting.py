@@ -66,9 +66,9 @@ from data_plane.plugins.base import (
 logger = logging.getLogger(__name__)
 
 PRIORITY: Final = 910
-PERIODS = ("second", "minute", "hour", "day", "month", "year")
+PERIODS: Final = ("second", "minute", "hour", "day", "month", "year")
 # Kong's window lengths in seconds (kong/plugins/rate-limiting/expiration).
-WINDOWS = {
+WINDOWS: Final = {
     "second": 1,
     "minute": 60,
     "hour": 3600,
@@ -76,28 +76,28 @@ WINDOWS = {
     "month": 2592000,
     "year": 31536000,
 }
-_EMPTY_UUID = "00000000-0000-0000-0000-000000000000"
-_ERROR = LocalResponse.message(500, "An unexpected error occurred")
-_SWEEP_EVERY = 60.0  # seconds between sweeps of the ended local windows
-_WARN_EVERY = 10.0  # seconds between warnings about an unreachable Redis
+_EMPTY_UUID: Final = "00000000-0000-0000-0000-000000000000"
+_ERROR: Final = LocalResponse.message(500, "An unexpected error occurred")
+_SWEEP_EVERY: Final = 60.0  # seconds between sweeps of the ended local windows
+_WARN_EVERY: Final = 10.0  # seconds between warnings about an unreachable Redis
 # Seconds from a worker's first new count to its report to the node.
-SYNC_INTERVAL = 0.05
+SYNC_INTERVAL: Final = 0.05
 
 # (route id, service id, identifier, period) -> [window start, count,
 # others]: the count decides and includes `others`, the other workers'
 # counts as last heard (0 in a process that counts alone).
 _Key = tuple[str, str, str, str]
-_COUNTERS: dict[_Key, list[int]] = {}
+_COUNTERS: Final[dict[_Key, list[int]]] = {}
 # With workers: the keys counted since the last report (a report is due
 # while it is not empty), what sends one, and this worker's place in the
 # node's shares. None while the process counts alone.
 _touched: set[_Key] | None = None
 _report: Callable[[list[list[Any]]], None] | None = None
 _slot = 0
-_CACHED_KEYS = 10_000  # identifiers whose counter keys a plugin keeps
+_CACHED_KEYS: Final = 10_000  # identifiers whose counter keys a plugin keeps
 _next_sweep = 0.0
 _last_warning = 0.0
-_CLIENTS: dict[tuple[Any, ...], aioredis.Redis] = {}
+_CLIENTS: Final[dict[tuple[Any, ...], aioredis.Redis]] = {}
 
 
 @lru_cache(maxsize=8)
@@ -110,13 +110,24 @@ def _month_and_year(day: int) -> tuple[int, int]:
 
 
 def window_starts(now: float) -> dict[str, int]:
-    """Return the start of each period's window at `now`, in UTC seconds."""
-    return _starts(int(now))
+    """Return the start of each period's window at `now`, in UTC seconds.
+
+    Every request of one second shares the answer; callers must not
+    change it.
+    """
+    global _last_second, _last_starts
+    second = int(now)
+    if second != _last_second:
+        _last_second, _last_starts = second, _starts(second)
+    return _last_starts
 
 
-@lru_cache(maxsize=4)
+# The second window_starts last answered for, and its answer.
+_last_second = -1
+_last_starts: dict[str, int] = {}
+
+
 def _starts(second: int) -> dict[str, int]:
-    # Every request of one second shares the answer; callers must not change it.
     day = second - second % 86400
     month, year = _month_and_year(day)
     return {

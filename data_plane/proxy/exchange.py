@@ -20,7 +20,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from data_plane.plugins.base import (
     NO_REWRITE,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Hop-by-hop headers and the ones Portico writes itself.
-_REQUEST_REWRITTEN = HOP_BY_HOP | {
+_REQUEST_REWRITTEN: Final = HOP_BY_HOP | {
     b"host",
     b"content-length",
     b"expect",
@@ -62,26 +62,26 @@ _REQUEST_REWRITTEN = HOP_BY_HOP | {
     b"x-real-ip",
 }
 # Status lines with their standard reason phrase, ready to send.
-_STATUS_LINES = {
+_STATUS_LINES: Final = {
     (status, phrase): b"HTTP/1.1 %d %s\r\n" % (status, phrase)
     for status, phrase in responses.REASONS.items()
 }
 # The end of a response head: Via and the latencies, in milliseconds; the
 # common small values are encoded ahead of time.
-_TAIL = (
+_TAIL: Final = (
     responses.VIA
     + b"X-Portico-Upstream-Latency: %d\r\nX-Portico-Proxy-Latency: %d\r\n\r\n"
 )
-_TABLED = 32
-_TAILS = [[_TAIL % (up, px) for px in range(_TABLED)] for up in range(_TABLED)]
+_TABLED: Final = 32
+_TAILS: Final = [[_TAIL % (up, px) for px in range(_TABLED)] for up in range(_TABLED)]
 
 # Methods a stale pooled connection may be retried for (RFC 9110 9.2.2).
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # A first body piece this small goes out in one buffer with the head.
-_JOIN_LIMIT = 16 * 1024
-_RETAIN_LIMIT = 64 * 1024  # body bytes kept for a retry on a fresh connection
-_BUFFER_LIMIT = 256 * 1024  # body bytes buffered before reading is paused
-_BODY_WAIT = 60.0  # seconds a plugin waits for the rest of a body
+_JOIN_LIMIT: Final = 16 * 1024
+_RETAIN_LIMIT: Final = 64 * 1024  # body bytes kept for a retry on a fresh connection
+_BUFFER_LIMIT: Final = 256 * 1024  # body bytes buffered before reading is paused
+_BODY_WAIT: Final = 60.0  # seconds a plugin waits for the rest of a body
 
 
 def _without(lines: list[bytes], names: frozenset[bytes]) -> list[bytes]:
@@ -643,12 +643,38 @@ class Exchange:
         return rewrite
 
     def _filter_head(self, status: int, lines: list[bytes]) -> list[bytes]:
-        """Apply the plugins' response phase to the upstream's header lines."""
-        rewrite = self._response_rewrite(status, lines)
-        if rewrite.names:
-            lines = _without(lines, rewrite.names)
-        if rewrite.block:
-            lines.append(rewrite.block)
+        """Apply the plugins' response phase to the upstream's header lines.
+
+        The rewrites are applied one after another, the way `then` would
+        combine them, but without building the combination: each sets
+        headers that no earlier one wrote, the common case. One that
+        replaces a header an earlier one wrote merges them all.
+        """
+        ctx = self.ctx
+        assert ctx is not None, "response phase without a context"
+        rewrites = [ctx.downstream]
+        for _, plugin in self.filters:
+            found = plugin.header_filter(ctx, status, lines)
+            if found is None:
+                continue
+            for earlier in rewrites:
+                if not found.names.isdisjoint(earlier.written):
+                    merged = rewrites[0]
+                    for rewrite in rewrites[1:]:
+                        merged = merged.then(rewrite)
+                    rewrites = [merged.then(found)]
+                    break
+            else:
+                rewrites.append(found)
+        blocks = []
+        for rewrite in rewrites:
+            if rewrite.names:
+                lines = _without(lines, rewrite.names)
+            if rewrite.block:
+                blocks.append(rewrite.block)
+        if blocks:
+            # One piece at the end: `_hold` splits it back into lines.
+            lines.append(blocks[0] if len(blocks) == 1 else b"".join(blocks))
         return lines
 
     def _hold(

@@ -6,27 +6,28 @@ Error bodies have Kong's shape, `{"message": "..."}`, in JSON.
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Final
 
 from data_plane import __version__
 from data_plane.plugins.base import JSON, LocalResponse
 
-SERVER = f"portico/{__version__}".encode()
-VIA = b"Via: 1.1 " + SERVER + b"\r\n"
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+SERVER: Final = f"portico/{__version__}".encode()
+VIA: Final = b"Via: 1.1 " + SERVER + b"\r\n"
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-NO_ROUTE = LocalResponse.message(404, "no Route matched with those values")
-NO_SERVICE = LocalResponse.message(503, "no Service found with those values")
-BAD_REQUEST = LocalResponse.message(400, "Bad request")
-TOO_LARGE = LocalResponse.message(494, "Request header or cookie too large")
-BAD_GATEWAY = LocalResponse.message(
+NO_ROUTE: Final = LocalResponse.message(404, "no Route matched with those values")
+NO_SERVICE: Final = LocalResponse.message(503, "no Service found with those values")
+BAD_REQUEST: Final = LocalResponse.message(400, "Bad request")
+TOO_LARGE: Final = LocalResponse.message(494, "Request header or cookie too large")
+BAD_GATEWAY: Final = LocalResponse.message(
     502, "An invalid response was received from the upstream server"
 )
-GATEWAY_TIMEOUT = LocalResponse.message(504, "The upstream server is timing out")
-INTERNAL_ERROR = LocalResponse.message(500, "An unexpected error occurred")
+GATEWAY_TIMEOUT: Final = LocalResponse.message(504, "The upstream server is timing out")
+INTERNAL_ERROR: Final = LocalResponse.message(500, "An unexpected error occurred")
 
-_JSON_LINE = f"Content-Type: {JSON}\r\n".encode()
+_JSON_LINE: Final = f"Content-Type: {JSON}\r\n".encode()
 
-REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+REASONS: Final = {status.value: status.phrase.encode() for status in HTTPStatus}
 REASONS[494] = b"Request Header Or Cookie Too Large"
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import cast
+from typing import Final, cast
 
 import httptools
 
@@ -27,13 +27,13 @@ from data_plane.runtime.switch import Switch
 
 logger = logging.getLogger(__name__)
 
-HEAD_LIMIT = 32 * 1024  # request line and headers, in total
-LINE_LIMIT = 8 * 1024  # one header line or the URL, like nginx's buffers
-QUEUE_LIMIT = 32  # pipelined requests parsed ahead of the active one
-LINGER = 5.0  # seconds a refused client may go on sending before the close
+HEAD_LIMIT: Final = 32 * 1024  # request line and headers, in total
+LINE_LIMIT: Final = 8 * 1024  # one header line or the URL, like nginx's buffers
+QUEUE_LIMIT: Final = 32  # pipelined requests parsed ahead of the active one
+LINGER: Final = 5.0  # seconds a refused client may go on sending before the close
 
 # Method names as parsed -> as str, so the usual ones are not decoded again.
-_METHODS = {
+_METHODS: Final = {
     name.encode(): name
     for name in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 }

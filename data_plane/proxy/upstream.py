@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 import httptools
 
@@ -21,11 +21,11 @@ logger = logging.getLogger(__name__)
 
 # A read timer that fires this early (the loop's clock counts milliseconds)
 # still counts as on time.
-_TIMER_SLACK = 0.002
+_TIMER_SLACK: Final = 0.002
 
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and the framing Portico writes itself.
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -36,8 +36,8 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-_NOT_RELAYED = HOP_BY_HOP | {b"content-length"}
-_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})  # list no other header
+_NOT_RELAYED: Final = HOP_BY_HOP | {b"content-length"}
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})  # list no other header
 
 
 class ResponseSink(Protocol):

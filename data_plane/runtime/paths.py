@@ -9,12 +9,13 @@ route leaves of the request path, following `path_handling` v0 or v1.
 from __future__ import annotations
 
 import re
+from typing import Final
 
-_UNRESERVED = frozenset(
+_UNRESERVED: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 )
-_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
-_SLASHES = re.compile(r"/{2,}")
+_ESCAPE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+_SLASHES: Final = re.compile(r"/{2,}")
 
 
 def _unescape(found: re.Match[str]) -> str:
