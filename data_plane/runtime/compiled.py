@@ -272,6 +272,14 @@ def _route_part(
     return (route, service, RouteTarget(route, service, upstream))
 
 
+def _same_upstream(
+    old: tuple[Mapping[str, Any], Upstream] | None,
+    new: tuple[Mapping[str, Any], Upstream],
+) -> bool:
+    """Tell whether a compile kept a service's upstream as it was."""
+    return old is not None and old[1] is new[1]
+
+
 def _fk(entity: Mapping[str, Any], field: str) -> str | None:
     ref = entity.get(field)
     if ref is None:
@@ -503,8 +511,10 @@ def compile_steps(
     # With every service as it was, a route that is the very entity it was
     # is unchanged, service and all: a delta's ten thousand others cost a
     # lookup each.
+    # Compared by their upstreams: compiled, a tuple taken out of a dict may
+    # be a new box around the same items, never the very tuple put in.
     services_kept = len(upstreams) == len(old_upstreams) and all(
-        old_upstreams.get(key) is kept for key, kept in upstreams.items()
+        _same_upstream(old_upstreams.get(key), kept) for key, kept in upstreams.items()
     )
     for position, route in enumerate(config.get("routes") or ()):
         if position % STEP == STEP - 1:
@@ -520,7 +530,7 @@ def compile_steps(
         else:
             service_id = _fk(route, "service")
             part = _route_part(route, route_id, service_id, upstreams, old_route)
-            if part is old_route:
+            if old_route is not None and part[2] is old_route[2]:
                 unchanged.add(route_id)
             scoped = route_id in scoped_routes or service_id in scoped_services
         routes[route_id] = part

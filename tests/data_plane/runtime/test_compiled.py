@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from data_plane.plugins.basic_auth import BasicAuth
 from data_plane.plugins.request_termination import RequestTermination
 from data_plane.plugins.scoped import ConsumerScoped
@@ -72,6 +74,29 @@ def test_unchanged_routes_and_services_are_taken_over() -> None:
     assert _target(second, "/c") is _target(first, "/c")
     assert _target(second, "/a2") is not _target(first, "/a")
     assert second.router.match("GET", "", "/a", {}) is None
+
+
+@pytest.mark.parametrize("copied", [False, True], ids=["same-entities", "equal"])
+def test_a_delta_leaves_the_router_shelves_of_unchanged_routes_shared(
+    copied: bool,
+) -> None:
+    config = _config()
+    config["routes"].append(
+        {"id": "r-h", "hosts": ["h.example.com"], "service": {"id": OTHER}}
+    )
+    first = _compile(config)
+    # The declarative loader hands over the very entities that did not
+    # change; a config from the control plane has equal ones.
+    changed = copy.deepcopy(config) if copied else dict(config)
+    changed["routes"] = [*changed["routes"][1:], {"id": "r-d", "paths": ["/d"]}]
+    second = _compile(changed, first)
+
+    assert second.router._plain["h.example.com"] is first.router._plain["h.example.com"]
+    assert second.router._filed["r-h"] is first.router._filed["r-h"]
+    assert second.routes["r-b"][2] is first.routes["r-b"][2]
+    assert second.upstreams[OTHER][1] is first.upstreams[OTHER][1]
+    assert second.router.match("GET", "", "/a", {}) is None
+    assert second.router.match("GET", "", "/d", {}) is not None
 
 
 def test_a_changed_service_gives_its_routes_new_targets() -> None:
