@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
@@ -65,6 +67,18 @@ def build(
         (build_dir / native.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def missing_toolchain() -> str | None:
+    """Say what a build lacks on this machine: a C compiler or Python's headers."""
+    configured = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    compiler = shlex.split(configured)[:1] or ["cc"]
+    if shutil.which(compiler[0]) is None:
+        return f"no C compiler ({compiler[0]})"
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.is_file():
+        return f"no Python headers ({headers})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the compiled modules, or say whether the current build is used."""
     parser = argparse.ArgumentParser(
@@ -87,11 +101,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--jobs", type=int, default=2, help="C compilers run at once (default 2)"
     )
+    parser.add_argument(
+        "--if-possible",
+        action="store_true",
+        help="without a C compiler or Python's headers, say so and exit 0: "
+        "nodes then run the Python source",
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         why = native.check(args.build_dir)
         print(why or "current")
         return 1 if why else 0
+    lacking = missing_toolchain()
+    if lacking is not None:
+        print(
+            f"cannot compile the data plane's request path: {lacking}; "
+            "install a C compiler and the Python development headers "
+            "(Debian: apt-get install gcc python3-dev)",
+            file=sys.stderr,
+        )
+        if args.if_possible:
+            print("data plane nodes will run the Python source", file=sys.stderr)
+            return 0
+        return 1
     started = time.monotonic()
     print(
         f"compiling {len(native.MODULES)} data plane modules with mypyc "

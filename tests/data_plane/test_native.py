@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -106,3 +107,23 @@ def test_a_node_says_which_request_path_it_runs(tmp_path: Path) -> None:
     (line,) = [line for line in node.output().splitlines() if "proxy on" in line]
     expected = "compiled" if native.state == "compiled" else "Python source"
     assert f"1 process, {expected})" in line
+
+
+@pytest.mark.parametrize("if_possible", [False, True])
+def test_a_build_without_a_c_compiler_says_what_is_missing(
+    tmp_path: Path, if_possible: bool
+) -> None:
+    command = [sys.executable, "scripts/native.py", "build"]
+    command += ["--build-dir", str(tmp_path / "native")]
+    command += ["--if-possible"] if if_possible else []
+    done = subprocess.run(
+        command,
+        cwd=native.ROOT,
+        env=os.environ | {"CC": str(tmp_path / "no-such-cc")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == (0 if if_possible else 1)
+    assert f"no C compiler ({tmp_path / 'no-such-cc'})" in done.stderr
+    assert not (tmp_path / "native").exists()
