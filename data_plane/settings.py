@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
             "Every option can also be set as an environment variable "
             "PORTICO_<OPTION> (for example PORTICO_PROXY_LISTEN)."
         ),
+        epilog=(
+            "PORTICO_NATIVE chooses the request path: auto (the default) runs "
+            "the modules compiled by `make` while they match the source and "
+            "the Python source otherwise, off always the source, require "
+            "refuses to start without a current build. `python "
+            "scripts/native.py check` says which a node would run."
+        ),
     )
     add = parser.add_argument
     add(
