@@ -19,9 +19,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mypyc.build import mypycify
-from setuptools import Distribution
-
 from data_plane import native
 
 
@@ -29,6 +26,10 @@ def build(
     build_dir: Path = native.BUILD_DIR, root: Path = native.ROOT, *, jobs: int = 2
 ) -> None:
     """Compile `native.MODULES` into `build_dir`, replacing what is there."""
+    # Imported here: `check` works where only the node is installed.
+    from mypyc.build import mypycify
+    from setuptools import Distribution
+
     digest = native.source_digest(root)
     sources = [
         str(Path(*name.split(".")).with_suffix(".py")) for name in native.MODULES
