@@ -84,6 +84,14 @@ _BUFFER_LIMIT: Final = 256 * 1024  # body bytes buffered before reading is pause
 _BODY_WAIT: Final = 60.0  # seconds a plugin waits for the rest of a body
 
 
+def _combined(rewrites: list[HeaderRewrite]) -> HeaderRewrite:
+    """Return the rewrites, applied in turn, as one."""
+    combined = rewrites[0]
+    for rewrite in rewrites[1:]:
+        combined = combined.then(rewrite)
+    return combined
+
+
 def _without(lines: list[bytes], names: frozenset[bytes]) -> list[bytes]:
     """Return head pieces `lines` without the headers `names` (lowercase).
 
@@ -627,28 +635,17 @@ class Exchange:
         self.pending_head = head = status_line + b"".join(lines)
         self.sent = len(head)
 
-    def _response_rewrite(self, status: int, lines: list[bytes]) -> HeaderRewrite:
-        """Return what the route's plugins change in a response head.
+    def _response_rewrites(
+        self, status: int, lines: list[bytes]
+    ) -> list[HeaderRewrite]:
+        """Return what the route's plugins change in a response head, in turn.
 
         Like Kong, every plugin of the chain takes part, also when an
-        earlier one answered the request itself.
-        """
-        ctx = self.ctx
-        assert ctx is not None, "response phase without a context"
-        rewrite = ctx.downstream
-        for _, plugin in self.filters:
-            found = plugin.header_filter(ctx, status, lines)
-            if found is not None:
-                rewrite = rewrite.then(found)
-        return rewrite
-
-    def _filter_head(self, status: int, lines: list[bytes]) -> list[bytes]:
-        """Apply the plugins' response phase to the upstream's header lines.
-
-        The rewrites are applied one after another, the way `then` would
-        combine them, but without building the combination: each sets
-        headers that no earlier one wrote, the common case. One that
-        replaces a header an earlier one wrote merges them all.
+        earlier one answered the request itself. Each rewrite sets headers
+        that no earlier one wrote, the common case, so applying them one
+        after another is applying their combination (`then`) without
+        building it; one that replaces a header an earlier one wrote is
+        merged with them all.
         """
         ctx = self.ctx
         assert ctx is not None, "response phase without a context"
@@ -657,17 +654,20 @@ class Exchange:
             found = plugin.header_filter(ctx, status, lines)
             if found is None:
                 continue
-            for earlier in rewrites:
-                if not found.names.isdisjoint(earlier.written):
-                    merged = rewrites[0]
-                    for rewrite in rewrites[1:]:
-                        merged = merged.then(rewrite)
-                    rewrites = [merged.then(found)]
-                    break
-            else:
+            if all(found.names.isdisjoint(earlier.written) for earlier in rewrites):
                 rewrites.append(found)
+            else:
+                rewrites = [_combined([*rewrites, found])]
+        return rewrites
+
+    def _response_rewrite(self, status: int, lines: list[bytes]) -> HeaderRewrite:
+        """Return what the route's plugins change in a response head, as one."""
+        return _combined(self._response_rewrites(status, lines))
+
+    def _filter_head(self, status: int, lines: list[bytes]) -> list[bytes]:
+        """Apply the plugins' response phase to the upstream's header lines."""
         blocks = []
-        for rewrite in rewrites:
+        for rewrite in self._response_rewrites(status, lines):
             if rewrite.names:
                 lines = _without(lines, rewrite.names)
             if rewrite.block:
