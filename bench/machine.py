@@ -49,7 +49,7 @@ def describe(root: Path, tools: Tools | None) -> dict[str, Any]:
 
 def request_path() -> str:
     """Return whether data plane nodes started now run the compiled modules."""
-    if os.environ.get(native.ENV, "").strip().lower() in ("off", "0", "no", "false"):
+    if native.mode() == "off":
         return f"Python source ({native.ENV}=off)"
     why = native.check()
     return "compiled with mypyc" if why is None else f"Python source ({why})"

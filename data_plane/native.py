@@ -132,6 +132,12 @@ def _usable(build_dir: Path, root: Path) -> dict[str, Path] | str:
     return files
 
 
+def mode() -> str:
+    """Return what `PORTICO_NATIVE` asks for: "auto", "off" or "require"."""
+    asked = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    return "off" if asked in ("off", "0", "no", "false") else asked
+
+
 def install(build_dir: Path = BUILD_DIR, root: Path = ROOT) -> str:
     """Serve the compiled modules if the build is current; return the state.
 
@@ -140,14 +146,13 @@ def install(build_dir: Path = BUILD_DIR, root: Path = ROOT) -> str:
     is `require` and the build cannot be used.
     """
     global state
-    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if mode in ("off", "0", "no", "false"):
+    if mode() == "off":
         state = "off"
         return state
     found = _usable(build_dir, root)
     if isinstance(found, str):
         state = found
-        if mode == "require":
+        if mode() == "require":
             raise NativeError(
                 f"{ENV}=require, but the compiled modules in {build_dir} are "
                 f"{found}; build them with `python scripts/native.py build`"

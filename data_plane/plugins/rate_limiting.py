@@ -100,6 +100,11 @@ _last_warning = 0.0
 _CLIENTS: Final[dict[tuple[Any, ...], aioredis.Redis]] = {}
 
 
+# The second window_starts last answered for, and its answer.
+_last_second = -1
+_last_starts: dict[str, int] = {}
+
+
 @lru_cache(maxsize=8)
 def _month_and_year(day: int) -> tuple[int, int]:
     """Return the starts of the UTC month and year the day starting at `day` is in."""
@@ -120,11 +125,6 @@ def window_starts(now: float) -> dict[str, int]:
     if second != _last_second:
         _last_second, _last_starts = second, _starts(second)
     return _last_starts
-
-
-# The second window_starts last answered for, and its answer.
-_last_second = -1
-_last_starts: dict[str, int] = {}
 
 
 def _starts(second: int) -> dict[str, int]:

@@ -508,11 +508,10 @@ def compile_steps(
     filed: list[tuple[Mapping[str, Any], RouteTarget]] = []
     unchanged: set[str] = set()
     phases: dict[str, Phases] = {}
-    # With every service as it was, a route that is the very entity it was
-    # is unchanged, service and all: a delta's ten thousand others cost a
-    # lookup each.
-    # Compared by their upstreams: compiled, a tuple taken out of a dict may
-    # be a new box around the same items, never the very tuple put in.
+    # With every service as it was (the same upstream: compiled, a tuple
+    # taken out of a dict may be a new box around the same items), a route
+    # that is the very entity it was is unchanged, service and all: a
+    # delta's ten thousand others cost a lookup each.
     services_kept = len(upstreams) == len(old_upstreams) and all(
         _same_upstream(old_upstreams.get(key), kept) for key, kept in upstreams.items()
     )
